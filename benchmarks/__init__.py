@@ -1,0 +1,1 @@
+"""Quality and speed benchmarks of the flow restorer against classical and DIP baselines."""

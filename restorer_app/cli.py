@@ -1,0 +1,40 @@
+"""The ``restorer`` command. Exit codes: 0 success, 2 bad input or usage, 1 internal error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from restorer_app import __version__
+from restorer_app import cli_train, runtime
+
+
+class UsageError(Exception):
+    """Bad input or usage: reported as one line and exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restorer", description="Restore scanned photographs with a flow prior.")
+    parser.add_argument("--version", action="version", version=f"restorer {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module in (cli_train,):
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    runtime.configure()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("restorer: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, FileNotFoundError, ValueError) as exc:
+        print(f"restorer: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Choosing the compute device: ``auto`` means CUDA, then Apple MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda: no CUDA GPU is available on this machine")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device mps: Apple Metal is not available on this machine")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name}: expected auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def describe_devices() -> list[str]:
+    """Human-readable list of what was found, for settings dialogs and selftest."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.append("mps")
+    return found

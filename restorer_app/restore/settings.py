@@ -1,0 +1,50 @@
+"""What a restoration is asked to do: preset, strength, device, seed, model.
+
+Presets are coarse-to-fine schedules: a list of (number of finest levels still held at their
+predicted means excluded, steps). ``standard`` is the paper's: 50 steps on the deepest latent,
+50 more after adding each finer level, then 150 on all of them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+PRESETS: dict[str, dict] = {
+    # stages: (levels optimised, steps); lr: Adam step on the latents; fp32_tail: last steps in fp32
+    "fast": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20},
+    "standard": {"stages": [(1, 50), (2, 50), (3, 200)], "lr": 1e-2, "fp32_tail": 50},
+    "best": {"stages": [(1, 50), (2, 50), (3, 400)], "lr": 1e-2, "fp32_tail": 100},
+}
+
+
+@dataclass
+class RestoreSettings:
+    preset: str = "standard"
+    strength: str | float = "auto"
+    device: str = "auto"
+    seed: int = 0
+    model_path: str | None = None
+    batch_size: int | None = None
+    mixed_precision: bool = True
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
+        if isinstance(self.strength, str) and self.strength != "auto":
+            try:
+                self.strength = float(self.strength)
+            except ValueError:
+                raise ValueError(f"strength {self.strength!r}: expected 'auto' or a number") from None
+        if not isinstance(self.strength, str) and not self.strength > 0:
+            raise ValueError(f"strength {self.strength}: must be a positive number")
+
+    @property
+    def schedule(self) -> dict:
+        return PRESETS[self.preset]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RestoreSettings":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -1,0 +1,1 @@
+"""Training the flow prior: patch data, the paper's losses, a resumable training loop."""
