@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from restorer_app import __version__
-from restorer_app import cli_train, runtime
+from restorer_app import cli_queue, cli_restore, cli_train, runtime
+from restorer_app.flow.weights import WeightsError
+from restorer_app.imaging.errors import ImageError
 
 
 class UsageError(Exception):
@@ -17,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restorer", description="Restore scanned photographs with a flow prior.")
     parser.add_argument("--version", action="version", version=f"restorer {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (cli_train,):
+    for module in (cli_restore, cli_queue, cli_train):
         module.add_parser(subparsers)
     return parser
 
@@ -31,9 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("restorer: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, FileNotFoundError, ValueError) as exc:
+    except (UsageError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         print(f"restorer: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an internal error: one line for the user, details for a report
+        print(f"restorer: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("RESTORER_DEBUG"):
+            raise
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from restorer_app import runtime  # noqa: E402
+
+runtime.configure()
+
 from restorer_app.flow.glow import FlowConfig, Glow  # noqa: E402
 
 

@@ -1,0 +1,58 @@
+"""``restorer restore``: restore one file now; also the options shared with ``queue add``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from restorer_app.restore.settings import PRESETS, RestoreSettings
+
+
+def add_restore_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="scanned photo (PNG, JPEG or TIFF)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="derivative to write (.png, .jpg, .tif)")
+    p.add_argument("--mask", metavar="MASK", help="8-bit PNG of the same size, nonzero = damaged")
+    p.add_argument("--preset", default="standard", choices=list(PRESETS))
+    p.add_argument("--strength", default="auto", help="'auto' (estimated from the image) or the data weight lambda")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--model", metavar="PATH", help="weights (.safetensors); default: the bundled model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, help="patches per batch (default: 64 on CPU, 256 on GPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+
+
+def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
+    return RestoreSettings(
+        preset=args.preset,
+        strength=args.strength,
+        device=args.device,
+        seed=args.seed,
+        model_path=str(Path(args.model).resolve()) if args.model else None,
+        batch_size=args.batch_size,
+    )
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("restore", help="restore one photo into a new file")
+    add_restore_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from restorer_app.jobs.restore_file import restore_file
+    from restorer_app.progress_bar import PatchProgressBar
+
+    settings = settings_from_args(args)
+    bar = None if args.quiet else PatchProgressBar(Path(args.input).name)
+    summary = restore_file(
+        args.input,
+        args.output,
+        settings,
+        mask_path=args.mask,
+        overwrite=args.overwrite,
+        on_progress=(lambda p: bar.update(p.done, p.total, p.from_store)) if bar else None,
+    )
+    if not args.quiet:
+        print(f"wrote {summary['output']} ({summary['patches']} patches; provenance {summary['provenance']})")
+    return 0

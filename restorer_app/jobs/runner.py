@@ -1,0 +1,196 @@
+"""Work through the queue: the same code for ``restorer queue run`` and the GUI's worker thread.
+
+Each job goes through :func:`restore_file` with a patch store in the job's work folder, so a
+cancelled, paused, crashed or killed job later resumes without computing a finished patch
+again, and ends with the same output bytes as an uninterrupted run. Progress goes to the
+database (throttled, and at every batch end, which is also when a cancel from another process
+is noticed) and to ``on_event``. A failing job is marked failed with a one-line reason and the
+runner goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from restorer_app.flow.weights import WeightsError, default_model_path
+from restorer_app.imaging.errors import ImageError
+from restorer_app.jobs.patch_store import DirectoryPatchStore
+from restorer_app.jobs.queue import Job, JobQueue, JobState, Owner
+from restorer_app.jobs.restore_file import restore_file
+from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled
+from restorer_app.restore.settings import RestoreSettings
+
+log = logging.getLogger(__name__)
+
+SYNC_EVERY_S = 0.5
+HEARTBEAT_EVERY_S = 10.0
+
+
+class JobRunner:
+    """``on_event(dict)`` is called from the thread that runs; ``should_stop()`` pauses the
+    current job after its batch and ends :meth:`run` (e.g. the GUI quits)."""
+
+    def __init__(self, queue: JobQueue, on_event: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, model=None, poll_interval: float = 2.0):
+        self.queue, self.on_event, self.should_stop, self.model = queue, on_event, should_stop, model
+        self.poll_interval = poll_interval
+        self.owner = Owner()
+        self.halted = False
+
+    def run(self, until_empty: bool = True) -> None:
+        """Run jobs in queue order; when none is left, return or (not until_empty) wait for more."""
+        while not self._halt_requested():
+            if self.run_one() is None:
+                if until_empty:
+                    return
+                self._sleep(self.poll_interval)
+
+    def run_one(self) -> Job | None:
+        """Claim and run the next job; return it as it ended, or None when nothing is queued."""
+        job = self.queue.claim(self.owner)
+        if job is None:
+            return None
+        with _Heartbeat(self.queue, job.id, self.owner):
+            self._run(job)
+        return self.queue.get(job.id)
+
+    def _halt_requested(self) -> bool:
+        if not self.halted and self.should_stop is not None and self.should_stop():
+            self.halted = True
+        return self.halted
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self._halt_requested():
+            time.sleep(min(0.2, seconds))
+
+    def _emit(self, kind: str, job_id: int, **fields) -> None:
+        if self.on_event is not None:
+            self.on_event({"type": kind, "job_id": job_id, **fields})
+
+    def _run(self, job: Job) -> None:
+        tracker = _Tracker(self.queue, job.id, self.owner)
+
+        def on_progress(p: PatchProgress) -> None:
+            tracker.done, tracker.fresh = p.done, tracker.fresh or not p.from_store
+            tracker.sync()
+            self._emit("patch_done", job.id, index=p.index, total=p.total, done=p.done, box=p.box,
+                       pixels=p.pixels, from_store=p.from_store)
+
+        def on_plan(plan) -> None:
+            tracker.total = plan.patches
+            tracker.sync(force=True)
+
+        def stop_now() -> bool:  # polled between batches, so progress is saved at every batch end
+            state = tracker.sync(force=tracker.fresh)
+            return self._halt_requested() or state is not JobState.RUNNING
+
+        try:
+            settings = RestoreSettings.from_dict(job.settings)
+            store = DirectoryPatchStore(job.work_dir, _store_key(job, settings, self.model))
+            self._emit("job_started", job.id, input=job.input_path, output=job.output_path, stored=len(store))
+            summary = restore_file(job.input_path, job.output_path, settings, mask_path=job.mask_path,
+                                   overwrite=job.overwrite, on_progress=on_progress, should_stop=stop_now,
+                                   patch_store=store, on_plan=on_plan, model=self.model)
+        except RestoreCancelled as stop:
+            self._stopped(job, None if not self.halted else JobState.PAUSED, str(stop))
+        except KeyboardInterrupt:
+            self._stopped(job, JobState.PAUSED, f"interrupted after {tracker.done} of {tracker.total} patches")
+            raise
+        except Exception as exc:
+            reason = describe_failure(exc)
+            self.queue.finish(job.id, self.owner, JobState.FAILED, reason)
+            self._emit("job_failed", job.id, error=reason)
+        else:
+            self.queue.finish(job.id, self.owner, JobState.DONE)
+            shutil.rmtree(job.work_dir, ignore_errors=True)
+            self._emit("job_done", job.id, **summary)
+
+    def _stopped(self, job: Job, state: JobState | None, why: str) -> None:
+        """Let go of a stopped job: paused by our caller, else as the user set it meanwhile."""
+        self.queue.finish(job.id, self.owner, state)
+        final = self.queue.get(job.id).state
+        if final in (JobState.PAUSED, JobState.CANCELLED):
+            self._emit("job_paused" if final is JobState.PAUSED else "job_cancelled", job.id, error=why)
+
+
+class _Tracker:
+    """Progress written to the database at most every SYNC_EVERY_S, or at once when forced;
+    each write also reads the job's state, which is how a cancel from elsewhere is seen."""
+
+    def __init__(self, queue: JobQueue, job_id: int, owner: Owner):
+        self.queue, self.job_id, self.owner = queue, job_id, owner
+        self.done, self.total, self.fresh = 0, None, False
+        self.state: JobState | None = JobState.RUNNING
+        self.last = float("-inf")
+
+    def sync(self, force: bool = False) -> JobState | None:
+        now = time.monotonic()
+        if force or now - self.last >= SYNC_EVERY_S:
+            self.state = self.queue.report(self.job_id, self.owner, self.done, self.total)
+            self.last, self.fresh = now, False
+        return self.state
+
+
+class _Heartbeat:
+    """Beats from a thread of its own, so a long batch does not make a live runner look dead."""
+
+    def __init__(self, queue: JobQueue, job_id: int, owner: Owner):
+        self.queue, self.job_id, self.owner = queue, job_id, owner
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-job-{job_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                self.queue.report(self.job_id, self.owner)
+            except Exception:  # a busy or unreachable database: the next beat tries again
+                log.warning("heartbeat for job %s failed", self.job_id, exc_info=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the queue list: the file and the reason where we know them."""
+    if isinstance(exc, MemoryError):
+        text = "not enough memory to restore this image"
+    elif isinstance(exc, (ImageError, WeightsError, ValueError, OSError)):
+        text = str(exc) or type(exc).__name__
+    else:
+        log.error("job failed with an internal error", exc_info=exc)
+        text = f"internal error: {type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _store_key(job: Job, settings: RestoreSettings, model) -> str:
+    """What the stored patches depend on; a change (a replaced input, another model) drops them."""
+
+    def stamp(path) -> list | str:
+        path = Path(path)
+        if not path.is_file():
+            return str(path)
+        info = os.stat(path)
+        return [str(path), info.st_size, info.st_mtime_ns]
+
+    model_path = getattr(model, "source_path", None) or settings.model_path or default_model_path()
+    parts = {
+        "input": stamp(job.input_path),
+        "mask": stamp(job.mask_path) if job.mask_path else None,
+        "settings": settings.to_dict(),
+        "model": stamp(model_path) if model is None or hasattr(model, "source_path") else f"in-memory {id(model)}",
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

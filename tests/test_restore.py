@@ -1,0 +1,147 @@
+"""The restoration engine: tiles, batching independence, stop/continue, divergence guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from restorer_app.restore.pipeline import RestoreCancelled, restore_image
+from restorer_app.restore.settings import PRESETS, RestoreSettings
+from restorer_app.restore.solver import solve_batch
+from restorer_app.restore.strength import estimate_noise_sigma
+from restorer_app.restore.tiling import Assembler, extract_patch, plan_tiles
+from tests.conftest import make_tiny_flow, synthetic_photo
+
+FAST = RestoreSettings(preset="fast", device="cpu", mixed_precision=False)
+
+
+class DictStore:
+    def __init__(self):
+        self.patches, self.puts = {}, 0
+
+    def get(self, index):
+        return self.patches.get(index)
+
+    def put(self, index, patch):
+        self.puts += 1
+        self.patches[index] = patch.copy()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 300), (300, 7), (64, 64), (113, 57), (200, 130), (10, 10)])
+def test_identity_tiles_reassemble_bit_for_bit(shape):
+    image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    grid = plan_tiles(*shape)
+    output = np.full_like(image, np.nan)
+    assembler = Assembler(grid, output)
+    tiles = list(grid.tiles())
+    for i in np.random.default_rng(1).permutation(len(tiles)):
+        assembler.add(tiles[i], extract_patch(image, grid, tiles[i]))
+    assert assembler.done
+    assert np.array_equal(output, image)
+
+
+def test_tiles_overlap_by_twice_the_margin():
+    grid = plan_tiles(200, 200, patch=64, margin=4)
+    a, b = list(grid.tiles())[:2]
+    assert b.left - a.left == 56 and (a.left + 64) - b.left == 8
+
+
+def test_patch_result_does_not_depend_on_batch_companions():
+    model = make_tiny_flow()
+    rng = torch.Generator().manual_seed(0)
+    x_hat = torch.rand(5, 3, 16, 16, generator=rng) - 0.5
+    valid = torch.ones(5, 1, 16, 16)
+    valid[1, :, 4:9, 4:9] = 0
+    lam = torch.full((5,), 200.0)
+    stages = PRESETS["fast"]["stages"]
+    together = solve_batch(model, x_hat, valid, x_hat.clone(), lam, stages).x
+    for i in range(5):
+        alone = solve_batch(model, x_hat[i : i + 1], valid[i : i + 1], x_hat[i : i + 1].clone(), lam[i : i + 1], stages).x
+        assert torch.allclose(alone[0], together[i], atol=1e-4), i
+
+
+def test_non_finite_patch_is_retried_and_never_returns_nan(monkeypatch):
+    model = make_tiny_flow()
+    x_hat = torch.rand(3, 3, 16, 16) - 0.5
+    lam = torch.full((3,), 100.0)
+    lam[1] = float("inf")  # patch 1 diverges on every attempt
+    result = solve_batch(model, x_hat, torch.ones(3, 1, 16, 16), x_hat.clone(), lam, [(1, 3), (3, 3)], max_retries=2)
+    assert torch.isfinite(result.x).all()
+    assert result.failed.tolist() == [False, True, False]
+    assert result.retries.tolist() == [0, 2, 0]
+    assert torch.equal(result.x[1], x_hat[1])  # fell back to its start point
+
+
+def test_restore_image_shapes_and_channels(tiny_flow):
+    photo = synthetic_photo(40, 50)
+    grey = photo.mean(axis=2)
+    rgba = np.concatenate([photo, np.linspace(0, 1, 40 * 50, dtype=np.float32).reshape(40, 50, 1)], axis=2)
+    out_rgb = restore_image(photo, None, FAST, model=tiny_flow)
+    out_grey = restore_image(grey, None, FAST, model=tiny_flow)
+    out_rgba = restore_image(rgba, None, FAST, model=tiny_flow)
+    assert out_rgb.shape == photo.shape and out_rgb.dtype == np.float32
+    assert out_grey.shape == grey.shape
+    assert out_rgba.shape == rgba.shape and np.array_equal(out_rgba[..., 3], rgba[..., 3])
+    assert np.isfinite(out_rgb).all() and out_rgb.min() >= 0 and out_rgb.max() <= 1
+
+
+def test_same_input_and_seed_give_the_same_output(tiny_flow):
+    photo = synthetic_photo(30, 30)
+    assert np.array_equal(restore_image(photo, None, FAST, model=tiny_flow), restore_image(photo, None, FAST, model=tiny_flow))
+
+
+def test_stop_and_continue_gives_the_identical_image():
+    model = make_tiny_flow()
+    photo = synthetic_photo(40, 40, seed=2)
+    mask = np.zeros(photo.shape[:2], bool)
+    mask[5:15, 20:30] = True
+    settings = RestoreSettings(preset="fast", device="cpu", batch_size=4, mixed_precision=False)
+    uninterrupted = restore_image(photo, mask, settings, model=model)
+
+    store, batches = DictStore(), []
+    with pytest.raises(RestoreCancelled):
+        restore_image(photo, mask, settings, model=model, patch_store=store,
+                      on_progress=lambda p: batches.append(p.index), should_stop=lambda: len(batches) >= 8)
+    assert store.puts == 8
+    seen = []
+    resumed = restore_image(photo, mask, settings, model=model, patch_store=store, on_progress=seen.append)
+    assert store.puts == len(seen)  # only the missing patches were computed
+    assert sum(p.from_store for p in seen) == 8
+    assert np.array_equal(resumed, uninterrupted)
+
+
+def test_progress_reports_every_patch_with_its_box(tiny_flow):
+    photo = synthetic_photo(30, 45)
+    reports = []
+    restore_image(photo, None, FAST, model=tiny_flow, on_progress=reports.append)
+    grid = plan_tiles(30, 45, patch=16, margin=4)
+    assert [r.index for r in reports] == list(range(len(grid)))
+    assert reports[-1].done == reports[-1].total == len(grid)
+    covered = np.zeros((30, 45), int)
+    for r in reports:
+        y0, x0, y1, x1 = r.box
+        covered[y0:y1, x0:x1] += 1
+        assert r.pixels.shape == (y1 - y0, x1 - x0, 3)
+    assert (covered == 1).all()
+
+
+def test_mask_of_wrong_size_is_refused(tiny_flow):
+    with pytest.raises(ValueError, match="does not match"):
+        restore_image(synthetic_photo(20, 20), np.zeros((10, 10), bool), FAST, model=tiny_flow)
+
+
+def test_noise_estimate_tracks_the_true_sigma():
+    photo = synthetic_photo(256, 256)
+    for sigma in (5, 15, 25, 50):
+        noisy = photo + np.random.default_rng(sigma).normal(0, sigma / 255, photo.shape).astype(np.float32)
+        assert estimate_noise_sigma(noisy) * 255 == pytest.approx(sigma, rel=0.2)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        RestoreSettings(preset="ultra")
+    with pytest.raises(ValueError):
+        RestoreSettings(strength="strong")
+    with pytest.raises(ValueError):
+        RestoreSettings(strength=-1.0)
