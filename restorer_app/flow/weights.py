@@ -47,6 +47,7 @@ def save_model(model: Glow, path: str | os.PathLike, info: dict | None = None) -
                for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"restorer": json.dumps(metadata, sort_keys=True)})
+    os.chmod(tmp, 0o644)  # a shared artefact, not a secret
     os.replace(tmp, path)
 
 
