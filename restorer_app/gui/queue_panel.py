@@ -1,0 +1,242 @@
+"""The job queue as a table: state, patch progress bar, speed, ETA, and the actions on it.
+
+It reads the shared SQLite queue (so jobs added from the command line show up too) and
+overlays live progress from the worker's events between refreshes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QHeaderView, QPushButton,
+                               QStyle, QStyledItemDelegate, QStyleOptionProgressBar, QTableView,
+                               QVBoxLayout, QWidget)
+
+from restorer_app.gui.messages import short_error
+from restorer_app.gui.preferences import Preferences
+from restorer_app.gui.progress import ProgressTracker
+from restorer_app.jobs.queue import Job, JobQueue, JobState
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+COLUMNS = ["#", "File", "State", "Progress", "Speed", "ETA"]
+PROGRESS = COLUMNS.index("Progress")
+REFRESH_MS = 1000
+
+
+class JobTableModel(QAbstractTableModel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.jobs: list[Job] = []
+        self.trackers: dict[int, ProgressTracker] = {}
+
+    def set_jobs(self, jobs: list[Job]) -> None:
+        self.beginResetModel()
+        self.jobs = jobs
+        for job in jobs:  # live counts win over the throttled database copy
+            tracker = self.trackers.get(job.id)
+            if tracker is not None and job.state is JobState.RUNNING:
+                job.patches_done, job.patches_total = max(job.patches_done, tracker.done), tracker.total or job.patches_total
+        self.endResetModel()
+
+    def progress(self, job_id: int, done: int, total: int, from_store: bool) -> None:
+        self.trackers.setdefault(job_id, ProgressTracker()).update(done, total, from_store)
+        for row, job in enumerate(self.jobs):
+            if job.id == job_id:
+                job.patches_done, job.patches_total = done, total
+                self.dataChanged.emit(self.index(row, PROGRESS), self.index(row, len(COLUMNS) - 1))
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.jobs)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        job = self.jobs[index.row()]
+        column = COLUMNS[index.column()]
+        if role == Qt.ToolTipRole:
+            return job.error or f"{job.input_path}\n→ {job.output_path}"
+        if role == Qt.UserRole:
+            return job
+        if role != Qt.DisplayRole:
+            return None
+        speed, eta = self.trackers.get(job.id, ProgressTracker()).describe()
+        if job.state is not JobState.RUNNING:
+            speed = eta = ""
+        return {
+            "#": job.id,
+            "File": Path(job.input_path).name,
+            "State": f"{job.state}: {job.error}" if job.error else str(job.state),
+            "Progress": f"{job.patches_done} / {job.patches_total or '?'} patches",
+            "Speed": speed,
+            "ETA": eta,
+        }[column]
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Draws the Progress column as a bar counting patches."""
+
+    def paint(self, painter, option, index):
+        job: Job = index.data(Qt.UserRole)
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.minimum, bar.maximum = 0, max(1, job.patches_total)
+        bar.progress = job.patches_done if job.patches_total else 0
+        bar.text, bar.textVisible = index.data(), True
+        QApplication.style().drawControl(QStyle.CE_ProgressBar, bar, painter)
+
+
+class QueuePanel(QWidget):
+    """Buttons act on the selected job; adding or resuming work asks for the worker to start."""
+
+    startRequested = Signal()
+    stopRequested = Signal()
+    addCurrentRequested = Signal()
+    openOutputRequested = Signal(object)  # Job
+    message = Signal(str)
+
+    def __init__(self, queue: JobQueue, prefs: Preferences, parent=None):
+        super().__init__(parent)
+        self.queue, self.prefs = queue, prefs
+        self.model = JobTableModel(self)
+        self.table = QTableView(selectionBehavior=QTableView.SelectRows, selectionMode=QTableView.SingleSelection)
+        self.table.setModel(self.model)
+        self.table.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self.table))
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(PROGRESS, QHeaderView.ResizeToContents)
+        self.table.doubleClicked.connect(lambda _: self._on_job(self.openOutputRequested.emit, JobState.DONE))
+        self.buttons: dict[str, QPushButton] = {}
+        grid = QGridLayout()
+        actions = [
+            ("Start", self.startRequested.emit), ("Stop", self.stopRequested.emit),
+            ("Up", lambda: self._move(-1)), ("Down", lambda: self._move(+1)),
+            ("Cancel", lambda: self._act(self.queue.cancel)), ("Resume", lambda: self._act(self.queue.retry, start=True)),
+            ("Retry", lambda: self._act(self.queue.retry, start=True)), ("Remove", lambda: self._act(self.queue.remove)),
+            ("Open output", lambda: self._on_job(self.openOutputRequested.emit, JobState.DONE)),
+            ("Open folder", lambda: self._on_job(self._open_folder)),
+            ("Add current", self.addCurrentRequested.emit), ("Add files…", self.add_files_dialog),
+            ("Add folder…", self.add_folder_dialog),
+        ]
+        for i, (name, slot) in enumerate(actions):
+            button = QPushButton(name)
+            button.clicked.connect(slot)
+            grid.addWidget(button, i // 5, i % 5)
+            self.buttons[name] = button
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(grid)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self._timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh)
+        self._timer.start()
+        self.refresh()
+
+    # reading -----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        selected = self.selected_job()
+        try:
+            self.model.set_jobs(self.queue.list())
+        except Exception as exc:  # a locked or damaged database: say so, keep the last view
+            self.message.emit(short_error(exc, self.queue.db_path))
+            return
+        if selected is not None:
+            self.select(selected.id)
+        self._update_buttons()
+
+    def on_event(self, event: dict) -> None:
+        if event["type"] == "job_started":  # speed counts from here, stored patches excluded
+            self.model.trackers[event["job_id"]] = ProgressTracker()
+        if event["type"] == "patch_done":
+            self.model.progress(event["job_id"], event["done"], event["total"], event["from_store"])
+        else:
+            self.refresh()
+
+    def selected_job(self) -> Job | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.jobs[rows[0].row()] if rows and rows[0].row() < len(self.model.jobs) else None
+
+    def select(self, job_id: int) -> None:
+        for row, job in enumerate(self.model.jobs):
+            if job.id == job_id:
+                self.table.selectRow(row)
+
+    def _update_buttons(self, *_) -> None:
+        job = self.selected_job()
+        state = job.state if job else None
+        enabled = {
+            "Up": job is not None, "Down": job is not None,
+            "Cancel": state in (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED),
+            "Resume": state is JobState.PAUSED,
+            "Retry": state in (JobState.FAILED, JobState.CANCELLED),
+            "Remove": job is not None and state is not JobState.RUNNING,
+            "Open output": state is JobState.DONE, "Open folder": job is not None,
+        }
+        for name, on in enabled.items():
+            self.buttons[name].setEnabled(on)
+
+    # acting ---------------------------------------------------------------------------------------
+    def _act(self, operation, start: bool = False) -> None:
+        job = self.selected_job()
+        if job is None:
+            return
+        try:
+            operation(job.id)
+        except Exception as exc:
+            self.message.emit(short_error(exc))
+        self.refresh()
+        if start:
+            self.startRequested.emit()
+
+    def _move(self, step: int) -> None:
+        job = self.selected_job()
+        if job is not None:
+            self.queue.move(job.id, self.model.jobs.index(job) + step)
+            self.refresh()
+            self.select(job.id)
+
+    def _on_job(self, handler, required: JobState | None = None) -> None:
+        job = self.selected_job()
+        if job is not None and (required is None or job.state is required):
+            handler(job)
+
+    def _open_folder(self, job: Job) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(job.output_path).parent)))
+
+    def add(self, input_path, mask_path=None) -> int | None:
+        """Queue one file with the current preferences; errors become a message, not a raise."""
+        input_path = Path(input_path)
+        try:
+            job_id = self.queue.add(input_path, self.prefs.output_for(input_path), mask_path=mask_path,
+                                    settings=self.prefs.restore_settings())
+        except Exception as exc:
+            self.message.emit(short_error(exc, input_path))
+            return None
+        self.refresh()
+        return job_id
+
+    def add_many(self, paths) -> list[int]:
+        """Queue every image among ``paths`` (folders are searched, not recursively)."""
+        files = []
+        for path in map(Path, paths):
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        added = [job_id for job_id in (self.add(f) for f in files) if job_id is not None]
+        self.message.emit(f"queued {len(added)} of {len(files)} files")
+        return added
+
+    def add_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Queue scans", "", "Images (*.png *.jpg *.jpeg *.tif *.tiff)")
+        if files:
+            self.add_many(files)
+
+    def add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Queue every scan in a folder")
+        if folder:
+            self.add_many([folder])
