@@ -145,3 +145,19 @@ def test_bad_settings_are_refused():
         RestoreSettings(strength="strong")
     with pytest.raises(ValueError):
         RestoreSettings(strength=-1.0)
+
+
+def test_blockiness_detects_jpeg_and_sets_a_softer_lambda():
+    from restorer_app.restore.degradations import degrade
+    from restorer_app.restore.strength import auto_lambda, estimate_blockiness
+
+    photo = synthetic_photo(128, 128, seed=4)
+    compressed, _ = degrade(photo, "jpeg20", 0)
+    noisy, _ = degrade(photo, "noise15", 0)
+    assert abs(estimate_blockiness(noisy)) * 255 < 1.0
+    assert estimate_blockiness(compressed) * 255 > 1.5
+    lam_clean, _ = auto_lambda(photo)
+    lam_jpeg, sigma_jpeg = auto_lambda(compressed)
+    lam_noise, sigma_noise = auto_lambda(noisy)
+    assert lam_jpeg < lam_clean and sigma_jpeg * 255 > 5
+    assert sigma_noise * 255 == pytest.approx(15, rel=0.25) and lam_noise < lam_clean
