@@ -22,7 +22,7 @@ import numpy as np
 SIZE = 96
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
     name: str
     ok: bool
@@ -33,7 +33,7 @@ class Result:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name:<9} {self.seconds:6.2f} s  {self.detail}"
 
 
-def test_picture() -> np.ndarray:
+def built_in_picture() -> np.ndarray:
     """A clean 96x96 RGB picture: smooth gradients, a disc, a bar and a triangle (float32, [0, 1])."""
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
     image = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.2 * np.sin(6 * x) * np.cos(4 * y)], axis=2)
@@ -62,7 +62,7 @@ def check_restore(device: str) -> str:
     from restorer_app.restore.pipeline import restore_image
     from restorer_app.restore.settings import RestoreSettings
 
-    clean = test_picture()
+    clean = built_in_picture()
     degraded = add_gaussian_noise(clean, 15, rng=0)
     hole = np.zeros(clean.shape[:2], dtype=bool)
     hole[40:48, 20:30] = True
@@ -78,7 +78,8 @@ def check_restore(device: str) -> str:
 def check_imaging(folder: Path) -> str:
     from restorer_app.imaging import ScanImage, read_image, write_image
 
-    pixels = (np.arange(SIZE * SIZE * 3, dtype=np.float32).reshape(SIZE, SIZE, 3) * 7919 % 65536) / 65535
+    levels = (np.arange(SIZE * SIZE * 3, dtype=np.int64) * 7919 % 65536).reshape(SIZE, SIZE, 3)
+    pixels = levels.astype(np.float32) / 65535  # every 16-bit level is used, so 8 bits would show
     like = ScanImage(path=None, pixels=pixels, alpha=None, bit_depth=16, icc_profile=None, exif=None,
                      xmp=None, dpi=(300.0, 300.0), format="TIFF")
     for name in ("roundtrip.tif", "roundtrip.png"):
@@ -140,10 +141,9 @@ def run_selftest(device: str = "auto", report: Callable[[Result], None] = lambda
         for name, check in checks(device, Path(tmp)):
             start = time.perf_counter()
             try:
-                result = Result(name, True, 0.0, check())
+                ok, detail = True, check()
             except Exception as exc:  # one line per check, whatever broke
-                result = Result(name, False, 0.0, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            result.seconds = time.perf_counter() - start
-            results.append(result)
-            report(result)
+                ok, detail = False, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            results.append(Result(name, ok, time.perf_counter() - start, detail))
+            report(results[-1])
     return results

@@ -15,7 +15,6 @@ COMPONENTS = [
     ("Qt 6 / PySide6", "LGPL-3.0"), ("PyTorch", "BSD-3-Clause"), ("NumPy", "BSD-3-Clause"),
     ("Pillow", "MIT-CMU (HPND)"), ("tifffile", "BSD-3-Clause"), ("imagecodecs", "BSD-3-Clause"),
     ("safetensors", "Apache-2.0"), ("OpenCV (headless)", "Apache-2.0"), ("platformdirs", "MIT"),
-    ("matplotlib", "Matplotlib licence (PSF-based)"),
 ]
 TRAINING_DATA = [
     ("BSDS500 (Berkeley Segmentation Dataset), 432 images without CBSD68",

@@ -239,8 +239,11 @@ class Trainer:
             "torch": torch.__version__,
         }
         save_model(self.model, s.paths["weights"], info)
-        from restorer_app.training.curves import plot_training_curves
-
+        try:
+            from restorer_app.training.curves import plot_training_curves
+        except ImportError:  # the packaged app ships without matplotlib
+            self.echo("matplotlib is not installed: no training-curve plot (the log has every value)")
+            return
         plot_training_curves(s.paths["log"], s.paths["plot"])
 
 
