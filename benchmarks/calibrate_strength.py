@@ -22,8 +22,7 @@ from benchmarks.metrics import psnr
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
-from restorer_app.restore.pipeline import CLEAN_SIGMA
-from restorer_app.restore.prefill import start_point
+from restorer_app.restore.pipeline import CLEAN_SIGMA, patch_inputs, to_batch
 from restorer_app.restore.settings import PRESETS
 from restorer_app.restore.solver import bf16_supported, solve_batch
 from restorer_app.restore.strength import auto_lambda
@@ -39,20 +38,16 @@ def sweep(model, images, degradation, factors, preset, device, seed=0) -> list[d
         base, sigma = auto_lambda(degraded, mask)
         grid = plan_tiles(*degraded.shape[:2], patch=model.config.patch_size)
         tiles = list(grid.tiles())
+        patches, valid_px, starts = patch_inputs(degraded, mask, grid, tiles)
         for factor in factors:
             jobs.append((item, degraded, mask, grid, tiles, factor, base * factor, sigma, len(x_hat)))
-            for tile in tiles:
-                patch = extract_patch(degraded, grid, tile)
-                damaged = extract_patch(mask, grid, tile) if mask is not None else np.zeros(patch.shape[:2], bool)
-                x_hat.append(patch)
-                valid.append(~damaged)
-                start.append(start_point(patch, damaged))
-                lam.append(base * factor)
-    to_tensor = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous().to(device)  # noqa: E731
+            x_hat += patches
+            valid += valid_px
+            start += starts
+            lam += [base * factor] * len(tiles)
     schedule = PRESETS[preset]
-    valid_t = torch.from_numpy(np.stack(valid))[:, None].float().to(device)
     started = time.perf_counter()
-    result = solve_batch(model, to_tensor(x_hat) - 0.5, valid_t, to_tensor(start) - 0.5,
+    result = solve_batch(model, to_batch(x_hat, device) - 0.5, to_batch(valid, device), to_batch(start, device) - 0.5,
                          torch.tensor(lam, dtype=torch.float32, device=device), schedule["stages"], schedule["lr"],
                          schedule["fp32_tail"], torch.bfloat16 if bf16_supported(torch.device(device)) else None)
     seconds = time.perf_counter() - started

@@ -184,7 +184,8 @@ def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, settings, device)
         return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, settings, device)
 
 
-def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device) -> dict:
+def patch_inputs(colour, mask, grid, tiles) -> tuple[list, list, list]:
+    """Per tile: the degraded patch, its valid-pixel mask and its MAP start point (HxWxC)."""
     patches, valid, starts = [], [], []
     for tile in tiles:
         patch = extract_patch(colour, grid, tile)
@@ -192,10 +193,21 @@ def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device)
         patches.append(patch)
         valid.append(~damaged)
         starts.append(start_point(patch, damaged))
-    to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().to(device)  # noqa: E731
-    x_hat = to_tensor(patches) - 0.5
-    start = to_tensor(starts) - 0.5
-    valid_t = torch.from_numpy(np.stack(valid)).to(device)[:, None].float()
+    return patches, valid, starts
+
+
+def to_batch(arrays, device) -> torch.Tensor:
+    """HxWxC arrays (or HxW masks) -> an NCHW float tensor on ``device``."""
+    stacked = torch.from_numpy(np.stack(arrays))
+    stacked = stacked[:, :, :, None] if stacked.ndim == 3 else stacked
+    return stacked.permute(0, 3, 1, 2).contiguous().float().to(device)
+
+
+def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device) -> dict:
+    patches, valid, starts = patch_inputs(colour, mask, grid, tiles)
+    x_hat = to_batch(patches, device) - 0.5
+    start = to_batch(starts, device) - 0.5
+    valid_t = to_batch(valid, device)
     lam = torch.full((len(tiles),), plan.lam, device=device)
     schedule = settings.schedule
     result = solve_batch(
