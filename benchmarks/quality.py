@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=6, help="images per set")
     parser.add_argument("--crop", type=int, default=128, help="centre crop side (0 = full image)")
     parser.add_argument("--degradations", nargs="+", default=["noise15", "noise25", "jpeg20", "holes", "multi"])
-    parser.add_argument("--presets", nargs="+", default=["standard"])
+    parser.add_argument("--presets", nargs="*", default=["standard"], help="our presets to run (none: baselines only)")
     parser.add_argument("--strengths", nargs="+", default=["auto"], help="auto and/or lambda values")
     parser.add_argument("--model", default=str(default_model_path()))
     parser.add_argument("--device", default="cpu")
