@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from restorer_app import runtime
 from restorer_app.flow.glow import FlowConfig, Glow
 from restorer_app.training.losses import LossWeights, flow_losses
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    runtime.configure()
     device = torch.device(args.device)
     rows = []
     for spec in CONFIGS:
