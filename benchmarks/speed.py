@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["fast", "standard", "best"])
     parser.add_argument("--side", type=int, default=320)
     parser.add_argument("--batching-side", type=int, default=192)
-    parser.add_argument("--memory", nargs="+", type=float, default=[0.25, 1.0, 4.0])
+    parser.add_argument("--memory", nargs="*", type=float, default=[0.25, 1.0, 4.0], help="megapixels (none: skip)")
     parser.add_argument("--memory-child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
