@@ -102,8 +102,6 @@ def test_masked_psnr_counts_damaged_pixels_only():
 
 
 def test_ssim_and_ms_ssim():
-    pytest.importorskip("skimage")
-    pytest.importorskip("pytorch_msssim")
     rng = np.random.default_rng(0)
     img = rng.random((32, 32, 3), dtype=np.float32)
     noisy = deg.add_gaussian_noise(img, 25, rng=1)
