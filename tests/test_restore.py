@@ -161,3 +161,16 @@ def test_blockiness_detects_jpeg_and_sets_a_softer_lambda():
     lam_noise, sigma_noise = auto_lambda(noisy)
     assert lam_jpeg < lam_clean and sigma_jpeg * 255 > 5
     assert sigma_noise * 255 == pytest.approx(15, rel=0.25) and lam_noise < lam_clean
+
+
+def test_best_preset_averages_the_mirrored_restorations(tiny_flow):
+    photo = synthetic_photo(24, 24, seed=5)
+    best = RestoreSettings(preset="best", device="cpu", mixed_precision=False)
+    fast = RestoreSettings(preset="fast", device="cpu", mixed_precision=False)
+    plain = restore_image(photo, None, fast, model=tiny_flow)
+    mirrored = restore_image(photo[:, ::-1].copy(), None, fast, model=tiny_flow)[:, ::-1]
+    ensemble = restore_image(photo, None, best, model=tiny_flow)
+    assert np.isfinite(ensemble).all()
+    assert np.array_equal(ensemble, restore_image(photo, None, best, model=tiny_flow))
+    assert not np.allclose(plain, mirrored, atol=1e-6)  # mirroring changes the solution ...
+    assert np.abs(ensemble - plain).max() > 1e-6  # ... and the ensemble is not the plain one

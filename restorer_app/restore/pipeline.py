@@ -24,6 +24,8 @@ from restorer_app.restore.strength import auto_lambda
 from restorer_app.restore.tiling import Assembler, Tile, TileGrid, extract_patch, plan_tiles
 
 MARGIN = 4
+#: Self-ensemble: the same patch restored mirrored and the results un-mirrored and averaged.
+FLIPS = [(), (3,), (2,), (2, 3)]
 #: A noise estimate below this means a clean scan with holes: known pixels are pasted back.
 CLEAN_SIGMA = 1.5 / 255.0
 
@@ -210,18 +212,22 @@ def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device)
     valid_t = to_batch(valid, device)
     lam = torch.full((len(tiles),), plan.lam, device=device)
     schedule = settings.schedule
+    flips = FLIPS[: schedule.get("flips", 1)]
+    flip = lambda t, dims: t.flip(dims) if dims else t  # noqa: E731
     result = solve_batch(
         model,
-        x_hat,
-        valid_t,
-        start,
-        lam,
+        torch.cat([flip(x_hat, d) for d in flips]),
+        torch.cat([flip(valid_t, d) for d in flips]),
+        torch.cat([flip(start, d) for d in flips]),
+        lam.repeat(len(flips)),
         schedule["stages"],
         lr=schedule["lr"],
         fp32_tail=schedule["fp32_tail"],
         autocast_dtype=torch.bfloat16 if plan.mixed_precision else None,
     )
-    x = result.x
+    n = len(tiles)
+    x = torch.stack([flip(result.x[i * n : (i + 1) * n], d) for i, d in enumerate(flips)]).mean(0)
+    result.loss, result.retries, result.failed = result.loss[:n], result.retries.view(-1, n).sum(0), result.failed.view(-1, n).any(0)
     if plan.paste_known:
         x = torch.where(valid_t.bool(), x_hat, x)
     restored = (x + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)

@@ -4,10 +4,11 @@ Presets are coarse-to-fine schedules: a list of (number of finest levels still h
 predicted means excluded, steps). ``standard`` is the paper's: 50 steps on the deepest latent,
 50 more after adding each finer level, then 150 on all of them together.
 
-Measured effect (benchmarks/results/quality_presets.json, Kodak24 2 crops, auto strength):
-noise25 fast 28.46 / standard 27.70 / best 27.39 dB; multi fast 27.56 / standard 27.28 / best 27.14.
-With the strength calibrated on ``standard``, longer optimisation fits more of the noise, so
-``best`` does not yet earn its time; calibrating lambda per preset is open work (issue 7).
+Measured effect (benchmarks/results/quality_presets*.json, Kodak24 2 crops, auto strength):
+noise25 fast 28.46 / standard 27.70 / 500 plain steps 27.39 / best 29.10 dB; multi 27.56 /
+27.28 / 27.14 / 27.65. Longer optimisation drifts away from the early iterate (a lower lambda
+makes it worse still), so ``best`` spends its time on a 4-way mirror self-ensemble of the
+``fast`` schedule instead of more steps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ PRESETS: dict[str, dict] = {
     # stages: (levels optimised, steps); lr: Adam step on the latents; fp32_tail: last steps in fp32
     "fast": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20},
     "standard": {"stages": [(1, 50), (2, 50), (3, 200)], "lr": 1e-2, "fp32_tail": 50},
-    "best": {"stages": [(1, 50), (2, 50), (3, 400)], "lr": 1e-2, "fp32_tail": 100},
+    # best: the fast schedule on the patch and its three mirror images, averaged (self-ensemble)
+    "best": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20, "flips": 4},
 }
 
 
