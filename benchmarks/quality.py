@@ -158,7 +158,11 @@ def write_results(args, rows, sheets, model) -> None:
 
 
 def contact_sheet(entries, path: Path) -> None:
-    """Rows of images, columns: clean, then every method's output, at 100 %."""
+    """Rows of images, columns: clean, then every method's output, at 100 %.
+
+    The sheets show crops of the evaluation photos, so they stay out of git (.gitignore):
+    regenerate them with the command that made the JSON.
+    """
     from PIL import Image, ImageDraw
 
     names = ["clean"] + list(entries[0][1])
