@@ -49,8 +49,9 @@ def _optimise(model, start, x_hat, valid, lam, stages, lr, fp32_tail, autocast_d
         params = [z.requires_grad_(True) for z in latents[:active]]
         optimiser = torch.optim.Adam(params, lr=lr)
         for _ in range(steps):
-            low_precision = autocast_dtype is not None and done < total_steps - fp32_tail
-            model.set_autocast(autocast_dtype if low_precision else None)
+            if done in (0, total_steps - fp32_tail):  # switch precision only where it changes
+                low_precision = autocast_dtype is not None and done < total_steps - fp32_tail
+                model.set_autocast(autocast_dtype if low_precision else None)
             loss, _ = _objective(model, latents, x_hat, valid, lam)
             finite &= torch.isfinite(loss)
             optimiser.zero_grad(set_to_none=True)
