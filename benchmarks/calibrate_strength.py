@@ -24,7 +24,8 @@ from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
 from restorer_app.restore.pipeline import CLEAN_SIGMA, patch_inputs, to_batch
 from restorer_app.restore.settings import PRESETS
-from restorer_app.restore.solver import bf16_supported, solve_batch
+from restorer_app.devices import bf16_supported
+from restorer_app.restore.solver import solve_batch
 from restorer_app.restore.strength import auto_lambda
 from restorer_app.restore.tiling import Assembler, extract_patch, plan_tiles
 

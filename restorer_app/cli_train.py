@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="checkpoint and stop after this long")
-    p.add_argument("--no-mixed-precision", action="store_true", help="keep CUDA training in fp32")
+    p.add_argument("--no-mixed-precision", action="store_true", help="keep the coupling networks in fp32")
+    p.add_argument("--init", metavar="PATH", help="fine-tune: start from these weights (same architecture)")
     p.set_defaults(func=run)
 
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         time_limit=args.time_limit,
         mixed_precision=not args.no_mixed_precision,
+        init=args.init,
     )
     result = Trainer(settings, resume=args.resume).run()
     print(f"wrote {settings.paths['weights']} after {result['step']} steps (held-out bpd {result['heldout_bpd']})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -29,3 +31,13 @@ def describe_devices() -> list[str]:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         found.append("mps")
     return found
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 couplings pay off here (CUDA with bf16, or a CPU with native bf16 units)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        with contextlib.suppress(Exception):
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False

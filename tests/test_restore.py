@@ -174,3 +174,20 @@ def test_best_preset_averages_the_mirrored_restorations(tiny_flow):
     assert np.array_equal(ensemble, restore_image(photo, None, best, model=tiny_flow))
     assert not np.allclose(plain, mirrored, atol=1e-6)  # mirroring changes the solution ...
     assert np.abs(ensemble - plain).max() > 1e-6  # ... and the ensemble is not the plain one
+
+
+def test_every_ensemble_view_maps_back_onto_its_tile(monkeypatch):
+    """Solver returning its input: all 8 symmetries x 4 shifts must average back to the image."""
+    from restorer_app.restore import pipeline
+    from restorer_app.restore.solver import SolveResult
+
+    def identity(model, x_hat, valid, start, lam, *args, **kwargs):
+        n = x_hat.shape[0]
+        return SolveResult(x_hat.clone(), torch.zeros(n), torch.zeros(n, dtype=torch.int64), torch.zeros(n, dtype=torch.bool))
+
+    monkeypatch.setattr(pipeline, "solve_batch", identity)
+    monkeypatch.setitem(PRESETS, "views", dict(PRESETS["fast"], flips=8, shifts=4))
+    photo = synthetic_photo(150, 97)
+    settings = RestoreSettings(preset="views", device="cpu", mixed_precision=False, strength=100.0)
+    restored = restore_image(photo, None, settings, model=make_tiny_flow())
+    np.testing.assert_allclose(restored, photo, atol=1e-6)

@@ -90,6 +90,23 @@ def test_resume_equals_uninterrupted_run(photo_folder, tmp_path):
     assert b.info["steps"] == 6 and b.info["patches_seen"] == 24
 
 
+def test_fine_tuning_starts_from_the_given_weights(photo_folder, tmp_path):
+    base = tiny_settings(photo_folder, tmp_path / "base.safetensors")
+    Trainer(base, echo=lambda *_: None).run()
+    tuned = tiny_settings(photo_folder, tmp_path / "tuned.safetensors", steps=3, init=str(base.paths["weights"]))
+    trainer = Trainer(tuned, echo=lambda *_: None)
+    for (name, x), (_, y) in zip(trainer.model.state_dict().items(), load_model(base.paths["weights"]).state_dict().items()):
+        assert torch.equal(x, y), name
+    trainer.run()
+    info = load_model(tuned.paths["weights"]).info
+    assert info["patches_seen"] == 24 + 12 and info["fine_tuned_from"]["patches_seen"] == 24
+
+    wider = tiny_settings(photo_folder, tmp_path / "wider.safetensors", init=str(base.paths["weights"]))
+    wider.flow = dict(wider.flow, hidden=16)
+    with pytest.raises(ValueError, match="architecture"):
+        Trainer(wider, echo=lambda *_: None)
+
+
 def test_cli_train_and_resume(photo_folder, tmp_path, capsys):
     out = tmp_path / "cli" / "m.safetensors"
     common = ["train", "--data", str(photo_folder), "--out", str(out), "--device", "cpu", "--batch", "4",

@@ -14,18 +14,17 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from restorer_app.devices import resolve_device
+from restorer_app.devices import bf16_supported, resolve_device
 from restorer_app.flow.glow import Glow
 from restorer_app.flow.weights import default_model_path, load_model
+from restorer_app.restore.ensemble import average_views, shifted_tile, to_view, views_for
 from restorer_app.restore.prefill import start_point
 from restorer_app.restore.settings import RestoreSettings
-from restorer_app.restore.solver import bf16_supported, solve_batch
+from restorer_app.restore.solver import solve_batch
 from restorer_app.restore.strength import auto_lambda
 from restorer_app.restore.tiling import Assembler, Tile, TileGrid, extract_patch, plan_tiles
 
 MARGIN = 4
-#: Self-ensemble: the same patch restored mirrored and the results un-mirrored and averaged.
-FLIPS = [(), (3,), (2,), (2, 3)]
 #: A noise estimate below this means a clean scan with holes: known pixels are pasted back.
 CLEAN_SIGMA = 1.5 / 255.0
 
@@ -206,30 +205,30 @@ def to_batch(arrays, device) -> torch.Tensor:
 
 
 def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device) -> dict:
-    patches, valid, starts = patch_inputs(colour, mask, grid, tiles)
-    x_hat = to_batch(patches, device) - 0.5
-    start = to_batch(starts, device) - 0.5
-    valid_t = to_batch(valid, device)
-    lam = torch.full((len(tiles),), plan.lam, device=device)
+    views = views_for(settings.schedule, grid.margin)
+    x_hat, valid_t, start = [], [], []
+    for view in views:
+        patches, valid, starts = patch_inputs(colour, mask, grid, [shifted_tile(t, view) for t in tiles])
+        x_hat.append(to_view(to_batch(patches, device) - 0.5, view))
+        valid_t.append(to_view(to_batch(valid, device), view))
+        start.append(to_view(to_batch(starts, device) - 0.5, view))
     schedule = settings.schedule
-    flips = FLIPS[: schedule.get("flips", 1)]
-    flip = lambda t, dims: t.flip(dims) if dims else t  # noqa: E731
     result = solve_batch(
         model,
-        torch.cat([flip(x_hat, d) for d in flips]),
-        torch.cat([flip(valid_t, d) for d in flips]),
-        torch.cat([flip(start, d) for d in flips]),
-        lam.repeat(len(flips)),
+        torch.cat(x_hat),
+        torch.cat(valid_t),
+        torch.cat(start),
+        torch.full((len(tiles) * len(views),), plan.lam, device=device),
         schedule["stages"],
         lr=schedule["lr"],
         fp32_tail=schedule["fp32_tail"],
         autocast_dtype=torch.bfloat16 if plan.mixed_precision else None,
     )
     n = len(tiles)
-    x = torch.stack([flip(result.x[i * n : (i + 1) * n], d) for i, d in enumerate(flips)]).mean(0)
+    x = average_views(list(result.x.split(n)), views)
     result.loss, result.retries, result.failed = result.loss[:n], result.retries.view(-1, n).sum(0), result.failed.view(-1, n).any(0)
     if plan.paste_known:
-        x = torch.where(valid_t.bool(), x_hat, x)
+        x = torch.where(valid_t[0].bool(), x_hat[0], x)
     restored = (x + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
     out = {}
     for i, tile in enumerate(tiles):

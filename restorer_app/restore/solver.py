@@ -11,7 +11,6 @@ point with half the step; a patch that still fails keeps its start point.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -99,12 +98,3 @@ def solve_batch(
     x[failed] = start[failed]
     return SolveResult(x.clamp(-0.5, 0.5), loss, retries, failed)
 
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 couplings pay off here (CUDA with bf16, or a CPU with native bf16 units)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        with contextlib.suppress(Exception):
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False

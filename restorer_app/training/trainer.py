@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from restorer_app.devices import resolve_device
+from restorer_app.devices import bf16_supported, resolve_device
 from restorer_app.flow.glow import FlowConfig, Glow
-from restorer_app.flow.weights import save_model
+from restorer_app.flow.weights import load_model, read_metadata, save_model
 from restorer_app.training.data import PatchSampler, dequantize, heldout_patches
 from restorer_app.training.losses import LossWeights, flow_losses
 
@@ -42,7 +42,8 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 500
     time_limit: float | None = None
-    mixed_precision: bool = True  # bf16 coupling networks on CUDA only
+    mixed_precision: bool = True  # bf16 coupling networks where the device has fast bf16
+    init: str | None = None  # weights to start from (fine-tuning); the optimiser starts fresh
 
     @property
     def paths(self) -> dict:
@@ -73,7 +74,8 @@ class Trainer:
         self.config = FlowConfig.from_dict(settings.flow)
         torch.manual_seed(settings.seed)
         self.model = Glow(self.config, seed=settings.seed).to(self.device)
-        if self.device.type == "cuda" and settings.mixed_precision:
+        self.init_info = self._load_init(settings.init) if settings.init else {}
+        if settings.mixed_precision and bf16_supported(self.device):
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             self.model.set_autocast(torch.bfloat16)
@@ -131,6 +133,14 @@ class Trainer:
         self.last_heldout_bpd = state["last_heldout_bpd"]
         self.sampler.set_state(state["sampler_rng"].cpu())
         self.noise.set_state(state["noise_rng"].cpu())
+
+    def _load_init(self, path: str) -> dict:
+        """Start from trained weights; returns their metadata so the export can add it up."""
+        trained = load_model(path, self.device)
+        if trained.config != self.config:
+            raise ValueError(f"{path}: architecture {trained.config.to_dict()} differs from {self.config.to_dict()}")
+        self.model.load_state_dict(trained.state_dict())
+        return read_metadata(path)
 
     # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
@@ -224,9 +234,10 @@ class Trainer:
         from datetime import datetime, timezone
 
         s = self.settings
+        earlier = self.init_info.get("patches_seen", 0)
         info = {
             "steps": self.step,
-            "patches_seen": self.step * s.batch,
+            "patches_seen": earlier + self.step * s.batch,
             "batch": s.batch,
             "heldout_bpd": self.last_heldout_bpd,
             "heldout_set": Path(s.eval_dir).name if s.eval_dir else None,
@@ -238,6 +249,8 @@ class Trainer:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
         }
+        if s.init:
+            info["fine_tuned_from"] = {"file": Path(s.init).name, **{k: self.init_info.get(k) for k in ("patches_seen", "heldout_bpd", "device", "losses")}}
         save_model(self.model, s.paths["weights"], info)
         try:
             from restorer_app.training.curves import plot_training_curves

@@ -1,0 +1,65 @@
+"""Self-ensemble: each tile restored under several views (mirrored, shifted) and averaged.
+
+Why shifts: the deepest latent is an 8x8 grid of cells, each covering 8x8 pixels, and a single
+restoration carries a faint structure on that grid. Restoring the same tile with the window
+moved by half a cell (4 pixels) puts the grid at another phase; the average no longer has it.
+Mirroring does not move the grid (64 is a multiple of 8) but still decorrelates the errors.
+
+A shifted view covers the tile window minus a strip of ``shift`` pixels on one side; since the
+shift never exceeds the tile margin, the core of the tile is covered by every view and the
+strips are averaged over the views that cover them (the unshifted view covers everything).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import torch
+
+from restorer_app.restore.tiling import Tile
+
+#: The eight symmetries of the square as (mirrored dims, transposed): identity and mirrors first.
+SYMMETRIES = [((), False), ((3,), False), ((2,), False), ((2, 3), False), ((), True), ((3,), True), ((2,), True), ((2, 3), True)]
+SHIFTS = [(0, 0), (4, 4), (0, 4), (4, 0)]
+
+
+@dataclasses.dataclass(frozen=True)
+class View:
+    flip: tuple[int, ...] = ()  # tensor dims (NCHW) mirrored
+    transpose: bool = False  # rows and columns swapped after mirroring
+    shift: tuple[int, int] = (0, 0)  # (down, right) move of the patch window, pixels
+
+
+def views_for(schedule: dict, margin: int) -> list[View]:
+    """The views a preset asks for: its first ``shifts`` shifts times its first ``flips`` symmetries."""
+    shifts = SHIFTS[: schedule.get("shifts", 1)]
+    if any(max(s) > margin for s in shifts):
+        raise ValueError(f"ensemble shifts {shifts} exceed the tile margin {margin}")
+    return [View(f, t, s) for s, (f, t) in itertools.product(shifts, SYMMETRIES[: schedule.get("flips", 1)])]
+
+
+def shifted_tile(tile: Tile, view: View) -> Tile:
+    return dataclasses.replace(tile, top=tile.top + view.shift[0], left=tile.left + view.shift[1])
+
+
+def to_view(batch: torch.Tensor, view: View) -> torch.Tensor:
+    batch = batch.flip(view.flip) if view.flip else batch
+    return batch.transpose(2, 3) if view.transpose else batch
+
+
+def from_view(batch: torch.Tensor, view: View) -> torch.Tensor:
+    batch = batch.transpose(2, 3) if view.transpose else batch
+    return batch.flip(view.flip) if view.flip else batch
+
+
+def average_views(results: list[torch.Tensor], views: list[View]) -> torch.Tensor:
+    """Average NCHW results of the same tiles seen through ``views``, in the tile's own frame."""
+    total = torch.zeros_like(results[0])
+    count = torch.zeros_like(results[0][:1, :1])
+    size = results[0].shape[-1]
+    for result, view in zip(results, views):
+        dy, dx = view.shift
+        total[..., dy:, dx:] += from_view(result, view)[..., : size - dy, : size - dx]
+        count[..., dy:, dx:] += 1
+    return total / count
