@@ -19,7 +19,7 @@ from conftest import make_tiny_flow, synthetic_photo
 from restorer_app.flow.weights import save_model
 from restorer_app.jobs.queue import JobQueue, JobState
 from restorer_app.jobs.restore_file import restore_file
-from restorer_app.jobs.runner import JobRunner
+from restorer_app.jobs.runner import JobRunner, _Tracker
 from restorer_app.restore.settings import RestoreSettings
 
 
@@ -185,3 +185,24 @@ def test_run_without_until_empty_waits_for_new_jobs(tmp_path, model_path):
                    settings=fast_settings(model_path, batch_size=1))
     thread.join(timeout=60)
     assert not thread.is_alive() and q.get(job_id).state is JobState.DONE
+
+
+def test_a_timed_progress_write_does_not_hide_a_cancel_from_the_batch_end():
+    """Slow patches make a timed write happen mid-batch; the batch end must still read the state."""
+
+    class Database:
+        def __init__(self):
+            self.state, self.reads = JobState.RUNNING, 0
+
+        def report(self, *args):
+            self.reads += 1
+            return self.state
+
+    database = Database()
+    tracker = _Tracker(database, 1, owner=None)
+    tracker.sync(force=True)  # the plan
+    tracker.done, tracker.fresh = 2, True  # a patch was computed ...
+    tracker.last = float("-inf")  # ... slowly enough for a timed write
+    tracker.sync()
+    database.state = JobState.CANCELLED  # `restorer queue cancel` from another process
+    assert tracker.sync(force=tracker.fresh) is JobState.CANCELLED and database.reads == 3

@@ -88,11 +88,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, like: ScanImage,
     parameters, changed, instance_id) is appended to the XMP history.
     """
     path = Path(path)
-    fmt = _EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(path, f"cannot write {path.suffix or 'files without an extension'}; "
-                               "use .png, .jpg, .jpeg, .tif or .tiff")
-    _refuse_input(path, like.path)
+    fmt = check_output_path(path, like.path, overwrite)
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -155,6 +151,24 @@ def _to_integers(planes: list[np.ndarray], depth: int) -> np.ndarray:
     return data.astype(np.uint8 if depth == 8 else np.uint16)
 
 
+def check_output_path(path: Path, source: Path | None, overwrite: bool = False) -> str:
+    """Refuse an output before any work is spent on it; returns the format its extension names.
+
+    The write itself re-checks existence atomically (``atomic_output``); this early check is
+    what lets the command line and the queue refuse a job in one line instead of after hours.
+    """
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"cannot write {path.suffix or 'files without an extension'}; "
+                               "use .png, .jpg, .jpeg, .tif or .tiff")
+    _refuse_input(path, source)
+    if not overwrite and path.exists():
+        raise ImageError(path, "output already exists (use --overwrite to replace it)")
+    if not path.parent.is_dir():
+        raise ImageError(path, "output folder does not exist")
+    return fmt
+
+
 def _refuse_input(output: Path, source: Path | None) -> None:
     """Never let a derivative replace its original (also through symlinks or hard links)."""
     if source is None:
@@ -163,7 +177,7 @@ def _refuse_input(output: Path, source: Path | None) -> None:
     if not same and output.exists() and Path(source).exists():
         same = os.path.samefile(output, source)
     if same:
-        raise ImageError(output, "output is the input file; the original is never overwritten, "
+        raise ImageError(output, "output would overwrite the input (originals are never modified); "
                                  "choose another output name")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from restorer_app.devices import resolve_device
 from restorer_app.flow.weights import default_model_path
 from restorer_app.imaging.errors import ImageError
-from restorer_app.imaging.io import read_image, read_mask, write_image
+from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import sha256_file, write_provenance, xmp_history_entry
 from restorer_app.restore.pipeline import PatchProgress, Plan, get_model, restore_image
 from restorer_app.restore.settings import RestoreSettings
@@ -26,14 +26,7 @@ def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
     """Refuse, before any work, what write_image would refuse at the end."""
     if not input_path.is_file():
         raise ImageError(input_path, "file not found")
-    if output_path.resolve() == input_path.resolve():
-        raise ImageError(output_path, "output would overwrite the input (originals are never modified)")
-    if output_path.exists() and not overwrite:
-        raise ImageError(output_path, "output already exists (use --overwrite to replace it)")
-    if output_path.suffix.lower() not in {".png", ".jpg", ".jpeg", ".tif", ".tiff"}:
-        raise ImageError(output_path, "unsupported output format (use .png, .jpg or .tif)")
-    if not output_path.parent.is_dir():
-        raise ImageError(output_path, "output folder does not exist")
+    check_output_path(output_path, input_path, overwrite)
 
 
 def restore_file(

@@ -133,10 +133,13 @@ class _Tracker:
         self.last = float("-inf")
 
     def sync(self, force: bool = False) -> JobState | None:
+        """``fresh`` (patches computed since the last forced sync) is only cleared by a forced
+        one, so a timed write during a batch cannot make the batch end skip its cancel check."""
         now = time.monotonic()
         if force or now - self.last >= SYNC_EVERY_S:
             self.state = self.queue.report(self.job_id, self.owner, self.done, self.total)
-            self.last, self.fresh = now, False
+            self.last = now
+            self.fresh = self.fresh and not force
         return self.state
 
 
