@@ -24,11 +24,12 @@ import torch
 from benchmarks.baselines import BASELINES, baselines_for
 from benchmarks.datasets import load_eval_set
 from benchmarks.metrics import masked_psnr, ms_ssim, psnr, ssim
+from benchmarks.start_points import use_start_point
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degradation_info, degrade
 from restorer_app.restore.pipeline import Plan, restore_image
-from restorer_app.restore.settings import RestoreSettings
+from restorer_app.restore.settings import PRESETS, RestoreSettings
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,6 +39,19 @@ def score(clean, restored, mask) -> dict:
     if mask is not None:
         row["psnr_damaged"] = masked_psnr(clean, restored, mask)
     return row
+
+
+def add_extra_preset_argument(parser) -> None:
+    parser.add_argument("--extra-preset", action="append", default=[], metavar="NAME=JSON",
+                        help='define a preset for this run, e.g. half=\'{"stages": [[1, 10], [2, 10], [3, 30]], '
+                             '"lr": 0.02, "fp32_tail": 10, "flips": 4}\'')
+
+
+def register_extra_presets(definitions: list[str]) -> None:
+    """Experimental schedules from the command line, usable by name like the product's presets."""
+    for definition in definitions:
+        name, _, schedule = definition.partition("=")
+        PRESETS[name] = json.loads(schedule)
 
 
 def run_ours(degraded, mask, model, preset, strength, device, plans: list) -> np.ndarray:
@@ -59,8 +73,13 @@ def main() -> None:
     parser.add_argument("--dip-iterations", type=int, default=0, help="run Deep Image Prior with this many steps")
     parser.add_argument("--tag", default="run", help="name of this experiment in the output files")
     parser.add_argument("--seed", type=int, default=0)
+    add_extra_preset_argument(parser)
+    parser.add_argument("--start", help="MAP start point instead of the product's (benchmarks/start_points.py)")
     args = parser.parse_args()
     runtime.configure()
+    register_extra_presets(args.extra_preset)
+    if args.start:
+        use_start_point(args.start)
 
     model = load_model(args.model, args.device)
     crop = args.crop or None

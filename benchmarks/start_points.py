@@ -1,0 +1,37 @@
+"""Alternative MAP start points, for experiment 4 of the quality log (benchmark-only).
+
+The product starts from the Telea-filled patch blurred with sigma 1 px
+(``restorer_app.restore.prefill``); ``quality.py --start NAME`` swaps in one of these instead:
+``raw`` (hole-filled, not blurred), ``blurS`` (Gaussian sigma S px) or ``nlmH`` (OpenCV
+non-local means with filter strength H on the 0-255 scale).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from restorer_app.restore import pipeline, prefill
+
+
+def start_function(name: str):
+    if not (name == "raw" or name[:4] == "blur" or name[:3] == "nlm"):
+        raise ValueError(f"start point {name!r}: expected raw, blurS or nlmH")
+
+    def start(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+        filled = prefill.fill_holes(patch, damaged)
+        if name == "raw":
+            return filled
+        if name.startswith("blur"):
+            return cv2.GaussianBlur(filled, (0, 0), float(name[4:]), borderType=cv2.BORDER_REFLECT)
+        if name.startswith("nlm"):
+            h = float(name[3:])
+            as_bytes = np.clip(np.round(filled * 255), 0, 255).astype(np.uint8)
+            return cv2.fastNlMeansDenoisingColored(as_bytes, None, h, h, 7, 21).astype(np.float32) / 255
+
+    return start
+
+
+def use_start_point(name: str) -> None:
+    """Make every following restoration in this process start from ``name``."""
+    pipeline.start_point = start_function(name)
