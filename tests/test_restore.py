@@ -191,3 +191,20 @@ def test_every_ensemble_view_maps_back_onto_its_tile(monkeypatch):
     settings = RestoreSettings(preset="views", device="cpu", mixed_precision=False, strength=100.0)
     restored = restore_image(photo, None, settings, model=make_tiny_flow())
     np.testing.assert_allclose(restored, photo, atol=1e-6)
+
+
+def test_best_takes_the_longer_schedule_only_for_clean_scans_with_holes():
+    from restorer_app.restore.pipeline import make_plan
+
+    clean = synthetic_photo(96, 96, seed=2)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 15 / 255, clean.shape), 0, 1).astype(np.float32)
+    holes = np.zeros((96, 96), bool)
+    holes[40:50, 40:50] = True
+    best = RestoreSettings(preset="best", device="cpu")
+    grid = plan_tiles(96, 96)
+    plan = lambda image, mask: make_plan(image, mask, best, torch.device("cpu"), grid)  # noqa: E731
+    assert plan(clean, holes).schedule["stages"] == PRESETS["best"]["holes_only"]["stages"]
+    assert plan(clean, holes).paste_known and plan(clean, holes).schedule["flips"] == 4
+    for image, mask in [(noisy, holes), (clean, None), (noisy, None)]:
+        assert plan(image, mask).schedule["stages"] == PRESETS["best"]["stages"]
+        assert "holes_only" not in plan(image, mask).schedule

@@ -64,6 +64,7 @@ class Plan:
     device: str
     mixed_precision: bool
     patches: int
+    schedule: dict  # the preset's schedule, with its ``holes_only`` variant applied where chosen
 
 
 @functools.lru_cache(maxsize=4)
@@ -97,14 +98,19 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
         lam, sigma = float(settings.strength), float("nan")
     default_batch = 256 if device.type == "cuda" else 64
     mixed = settings.mixed_precision and bf16_supported(device)
+    paste_known = bool(mask is not None and mask.any() and sigma < CLEAN_SIGMA)
+    schedule = {k: v for k, v in settings.schedule.items() if k != "holes_only"}
+    if paste_known:  # a clean scan with holes: filling them pays for more steps (settings.py)
+        schedule.update(settings.schedule.get("holes_only", {}))
     return Plan(
         lam=lam,
         sigma=sigma,
-        paste_known=bool(mask is not None and mask.any() and sigma < CLEAN_SIGMA),
+        paste_known=paste_known,
         batch_size=settings.batch_size or default_batch,
         device=str(device),
         mixed_precision=mixed,
         patches=len(grid),
+        schedule=schedule,
     )
 
 
@@ -146,7 +152,7 @@ def restore_image(
         batch = tiles[first : first + plan.batch_size]
         stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
         todo = [t for t in batch if stored.get(t.index) is None]
-        results = _solve_tiles(model, colour, mask, grid, todo, plan, settings, device) if todo else {}
+        results = _solve_tiles(model, colour, mask, grid, todo, plan, device) if todo else {}
         for tile in batch:
             from_store = stored.get(tile.index) is not None
             patch, stats = (stored[tile.index], {}) if from_store else results[tile.index]
@@ -171,18 +177,18 @@ def _progress(grid: TileGrid, tile: Tile, patch, done, from_store, stats) -> Pat
     return PatchProgress(tile.index, len(grid), done, (y0, x0, y1, x1), pixels, from_store, stats)
 
 
-def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, settings, device) -> dict:
+def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
     """Restore ``tiles``; a CUDA out-of-memory halves the batch and goes on."""
     try:
-        return _solve_chunk(model, colour, mask, grid, tiles, plan, settings, device)
+        return _solve_chunk(model, colour, mask, grid, tiles, plan, device)
     except torch.cuda.OutOfMemoryError:
         if len(tiles) == 1:
             raise
         torch.cuda.empty_cache()
         half = len(tiles) // 2
         plan.batch_size = max(1, half)
-        left = _solve_tiles(model, colour, mask, grid, tiles[:half], plan, settings, device)
-        return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, settings, device)
+        left = _solve_tiles(model, colour, mask, grid, tiles[:half], plan, device)
+        return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, device)
 
 
 def patch_inputs(colour, mask, grid, tiles) -> tuple[list, list, list]:
@@ -204,15 +210,15 @@ def to_batch(arrays, device) -> torch.Tensor:
     return stacked.permute(0, 3, 1, 2).contiguous().float().to(device)
 
 
-def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, settings, device) -> dict:
-    views = views_for(settings.schedule, grid.margin)
+def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
+    schedule = plan.schedule
+    views = views_for(schedule, grid.margin)
     x_hat, valid_t, start = [], [], []
     for view in views:
         patches, valid, starts = patch_inputs(colour, mask, grid, [shifted_tile(t, view) for t in tiles])
         x_hat.append(to_view(to_batch(patches, device) - 0.5, view))
         valid_t.append(to_view(to_batch(valid, device), view))
         start.append(to_view(to_batch(starts, device) - 0.5, view))
-    schedule = settings.schedule
     result = solve_batch(
         model,
         torch.cat(x_hat),

@@ -4,11 +4,15 @@ Presets are coarse-to-fine schedules: a list of (number of finest levels still h
 predicted means excluded, steps). ``standard`` is the paper's: 50 steps on the deepest latent,
 50 more after adding each finer level, then 150 on all of them together.
 
-Measured effect (benchmarks/results/quality_presets*.json, Kodak24 2 crops, auto strength):
+Measured effect (benchmarks/results/quality_log.md, Kodak24 2 crops, auto strength):
 noise25 fast 28.46 / standard 27.70 / 500 plain steps 27.39 / best 29.10 dB; multi 27.56 /
 27.28 / 27.14 / 27.65. Longer optimisation drifts away from the early iterate (a lower lambda
 makes it worse still), so ``best`` spends its time on a 4-way mirror self-ensemble of the
-``fast`` schedule instead of more steps.
+``fast`` schedule instead of more steps; the mirrors also cancel most of the 8-pixel
+checkerboard (E12). Clean scans with holes are the exception: filling a hole needs the longer
+schedule (damaged pixels fast 25.33 / standard 25.66 / 4 mirrors of fast 25.75 / 4 mirrors of
+standard 26.07 dB, Telea 24.97), so ``best`` switches to its ``holes_only`` schedule when the
+plan finds no noise to remove (pipeline.make_plan).
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ PRESETS: dict[str, dict] = {
     "fast": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20},
     "standard": {"stages": [(1, 50), (2, 50), (3, 200)], "lr": 1e-2, "fp32_tail": 50},
     # best: the fast schedule on the patch and its three mirror images, averaged (self-ensemble)
-    "best": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20, "flips": 4},
+    "best": {
+        "stages": [(1, 20), (2, 20), (3, 60)],
+        "lr": 1e-2,
+        "fp32_tail": 20,
+        "flips": 4,
+        "holes_only": {"stages": [(1, 50), (2, 50), (3, 200)], "fp32_tail": 50},
+    },
 }
 
 
