@@ -27,7 +27,8 @@ from benchmarks.datasets import load_eval_set
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
-from restorer_app.restore.pipeline import restore_image
+from restorer_app.restore.ensemble import views_for
+from restorer_app.restore.pipeline import MARGIN, restore_image
 from restorer_app.restore.settings import PRESETS, RestoreSettings
 from restorer_app.restore.tiling import plan_tiles
 
@@ -49,7 +50,8 @@ def time_preset(preset: str, device: str, side: int, batch_size: int | None = No
     seconds = time.perf_counter() - started
     megapixels = side * side / 1e6
     return {"preset": preset, "side": side, "patches": len(plan_tiles(side, side)), "seconds": seconds,
-            "seconds_per_megapixel": seconds / megapixels, "steps": sum(s for _, s in PRESETS[preset]["stages"])}
+            "seconds_per_megapixel": seconds / megapixels, "steps": sum(s for _, s in PRESETS[preset]["stages"]),
+            "views": len(views_for(PRESETS[preset], MARGIN))}
 
 
 def batching_gain(device: str, side: int) -> dict:
@@ -84,7 +86,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--presets", nargs="+", default=["fast", "standard", "best"])
     parser.add_argument("--side", type=int, default=320)
-    parser.add_argument("--batching-side", type=int, default=192)
+    parser.add_argument("--batching-side", type=int, default=192, help="0: skip the batching comparison")
     parser.add_argument("--memory", nargs="*", type=float, default=[0.25, 1.0, 4.0], help="megapixels (none: skip)")
     parser.add_argument("--memory-child", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
@@ -101,12 +103,12 @@ def main() -> None:
     for preset in args.presets:
         row = time_preset(preset, args.device, args.side)
         report["presets"].append(row)
-        print(f"| {preset} | {row['steps']} steps | {row['patches']} patches | {row['seconds']:.1f} s | "
+        print(f"| {preset} | {row['steps']} steps x {row['views']} views | {row['patches']} patches | {row['seconds']:.1f} s | "
               f"{row['seconds_per_megapixel'] / 60:.1f} min/MP |", flush=True)
-    report["batching"] = batching_gain(args.device, args.batching_side)
-    b = report["batching"]
-    print(f"| batched vs one-at-a-time ('fast', {b['patches']} patches) | {b['batched_seconds']:.1f} s | "
-          f"{b['single_seconds']:.1f} s | x{b['speedup']:.2f} |", flush=True)
+    if args.batching_side:
+        report["batching"] = b = batching_gain(args.device, args.batching_side)
+        print(f"| batched vs one-at-a-time ('fast', {b['patches']} patches) | {b['batched_seconds']:.1f} s | "
+              f"{b['single_seconds']:.1f} s | x{b['speedup']:.2f} |", flush=True)
     report["memory"] = []
     for megapixels in args.memory:
         row = peak_memory(megapixels, args.device)

@@ -12,7 +12,7 @@ makes it worse still), so ``best`` spends its time on a 4-way mirror self-ensemb
 checkerboard (E12). Clean scans with holes are the exception: filling a hole needs the longer
 schedule (damaged pixels fast 25.33 / standard 25.66 / 4 mirrors of fast 25.75 / 4 mirrors of
 standard 26.07 dB, Telea 24.97), so ``best`` switches to its ``holes_only`` schedule when the
-plan finds no noise to remove (pipeline.make_plan).
+plan finds a mask and next to no noise (pipeline.HOLES_ONLY_SIGMA).
 """
 
 from __future__ import annotations
