@@ -19,15 +19,13 @@ def start_function(name: str):
         raise ValueError(f"start point {name!r}: expected raw, blurS or nlmH")
 
     def start(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
-        filled = prefill.fill_holes(patch, damaged)
         if name == "raw":
-            return filled
+            return prefill.start_point(patch, damaged, blur_sigma=0)
         if name.startswith("blur"):
-            return cv2.GaussianBlur(filled, (0, 0), float(name[4:]), borderType=cv2.BORDER_REFLECT)
-        if name.startswith("nlm"):
-            h = float(name[3:])
-            as_bytes = np.clip(np.round(filled * 255), 0, 255).astype(np.uint8)
-            return cv2.fastNlMeansDenoisingColored(as_bytes, None, h, h, 7, 21).astype(np.float32) / 255
+            return prefill.start_point(patch, damaged, blur_sigma=float(name[4:]))
+        h = float(name[3:])
+        as_bytes = np.clip(np.round(prefill.fill_holes(patch, damaged) * 255), 0, 255).astype(np.uint8)
+        return cv2.fastNlMeansDenoisingColored(as_bytes, None, h, h, 7, 21).astype(np.float32) / 255
 
     return start
 

@@ -96,10 +96,9 @@ def _as_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
 
 
 def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid) -> Plan:
-    if settings.strength == "auto":
-        lam, sigma = auto_lambda(image, mask)
-    else:
-        lam, sigma = float(settings.strength), float("nan")
+    lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
+    if settings.strength != "auto":
+        lam = float(settings.strength)
     default_batch = 256 if device.type == "cuda" else 64
     mixed = settings.mixed_precision and bf16_supported(device)
     masked = mask is not None and mask.any()
@@ -217,12 +216,11 @@ def to_batch(arrays, device) -> torch.Tensor:
 def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
     schedule = plan.schedule
     views = views_for(schedule, grid.margin)
-    x_hat, valid_t, start = [], [], []
-    for view in views:
-        patches, valid, starts = patch_inputs(colour, mask, grid, [shifted_tile(t, view) for t in tiles])
-        x_hat.append(to_view(to_batch(patches, device) - 0.5, view))
-        valid_t.append(to_view(to_batch(valid, device), view))
-        start.append(to_view(to_batch(starts, device) - 0.5, view))
+    inputs = {}  # per window shift: mirrored views share one extraction, hole fill and blur
+    for shift in dict.fromkeys(view.shift for view in views):
+        patches, valid, starts = patch_inputs(colour, mask, grid, [shifted_tile(t, shift) for t in tiles])
+        inputs[shift] = (to_batch(patches, device) - 0.5, to_batch(valid, device), to_batch(starts, device) - 0.5)
+    x_hat, valid_t, start = ([to_view(inputs[view.shift][k], view) for view in views] for k in range(3))
     result = solve_batch(
         model,
         torch.cat(x_hat),

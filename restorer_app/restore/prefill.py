@@ -26,6 +26,9 @@ def fill_holes(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
     return out
 
 
-def start_point(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+def start_point(patch: np.ndarray, damaged: np.ndarray, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """1 px measured best for noise 15/25 and JPEG alike (quality log E11); 0 means no blur."""
     filled = fill_holes(patch, damaged)
-    return cv2.GaussianBlur(filled, (0, 0), BLUR_SIGMA, borderType=cv2.BORDER_REFLECT)
+    if blur_sigma == 0:
+        return filled
+    return cv2.GaussianBlur(filled, (0, 0), blur_sigma, borderType=cv2.BORDER_REFLECT)

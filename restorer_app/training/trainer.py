@@ -18,7 +18,7 @@ import torch
 
 from restorer_app.devices import bf16_supported, resolve_device
 from restorer_app.flow.glow import FlowConfig, Glow
-from restorer_app.flow.weights import load_model, read_metadata, save_model
+from restorer_app.flow.weights import load_model, save_model
 from restorer_app.training.data import PatchSampler, dequantize, heldout_patches
 from restorer_app.training.losses import LossWeights, flow_losses
 
@@ -140,7 +140,7 @@ class Trainer:
         if trained.config != self.config:
             raise ValueError(f"{path}: architecture {trained.config.to_dict()} differs from {self.config.to_dict()}")
         self.model.load_state_dict(trained.state_dict())
-        return read_metadata(path)
+        return trained.info
 
     # -- evaluation ------------------------------------------------------------------------
     @torch.no_grad()
