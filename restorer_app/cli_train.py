@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 from restorer_app.flow.glow import FlowConfig
 from restorer_app.training.losses import LossWeights
@@ -68,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
         mixed_precision=not args.no_mixed_precision,
         init=args.init,
     )
-    result = Trainer(settings, resume=args.resume).run()
+    trainer = Trainer(settings, resume=args.resume)
+
+    def request_stop(signum, frame):  # a session ending sends SIGTERM: keep the steps done so far
+        trainer.stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    result = trainer.run()
     print(f"wrote {settings.paths['weights']} after {result['step']} steps (held-out bpd {result['heldout_bpd']})")
     return 0

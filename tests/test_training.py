@@ -123,3 +123,17 @@ def test_cli_train_bad_folder_exits_2(tmp_path, capsys):
     code = cli_main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m.safetensors")])
     assert code == 2
     assert capsys.readouterr().err.startswith("restorer: error:")
+
+
+def test_jpeg_sources_are_always_downscaled(tmp_path):
+    """One-pixel stripes survive a native crop of a PNG but never a 2-3x antialiased downscale."""
+    stripes = np.zeros((200, 200, 3), dtype=np.uint8)
+    stripes[:, ::2] = 255
+    for kind in ("jpeg", "png"):
+        (tmp_path / kind).mkdir()
+    Image.fromarray(stripes).save(tmp_path / "jpeg" / "stripes.jpg", quality=100, subsampling=0)
+    Image.fromarray(stripes).save(tmp_path / "png" / "stripes.png")
+    lossy = PatchSampler([tmp_path / "jpeg"], 16, "cpu", seed=0).sample(16)
+    assert lossy.diff(dim=3).abs().max() < 100
+    lossless = PatchSampler([tmp_path / "png"], 16, "cpu", seed=0, downscale_prob=0.0).sample(16)
+    assert lossless.diff(dim=3).abs().min() == 255

@@ -33,23 +33,37 @@ def load_rgb_uint8(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-class PatchSampler:
-    """Draws batches of random patches with flips and random downscaling.
+#: Lossy sources (JPEG) carry 8x8 blocks and sensor noise at native scale; downscaling them by
+#: 2-3x with antialiasing averages both away, so the prior never learns them as "natural".
+LOSSY_SUFFIXES = {".jpg", ".jpeg"}
+LOSSY_SCALE = (2.0, 3.0)
 
-    All images sit zero-padded in one uint8 tensor on the device, so a whole batch is cut with
-    a single gather instead of one slice per patch (the GPU would otherwise wait on Python).
-    ``downscale_prob`` of the batches are cut from a region up to 2x larger and resized down
-    (antialiased), because scans arrive at many resolutions.
+
+class PatchSampler:
+    """Draws batches of clean random patches with flips and random downscaling.
+
+    All images sit zero-padded in one uint8 tensor on the device, so a group of patches is cut
+    with a single gather instead of one slice per patch (the GPU would otherwise wait on Python).
+    Patches from lossy (JPEG) sources are always cut from a region ``LOSSY_SCALE`` times larger
+    and resized down (antialiased). Patches from lossless sources are taken at native scale, or,
+    for ``downscale_prob`` of the batches, from a region up to 2x larger, because scans arrive at
+    many resolutions.
     """
 
     def __init__(self, folders, patch_size: int, device, seed: int = 0, downscale_prob: float = 0.3):
         self.patch_size = patch_size
         self.device = torch.device(device)
         self.downscale_prob = downscale_prob
-        images = [load_rgb_uint8(path) for path in find_images(folders)]
-        images = [image for image in images if min(image.shape[:2]) >= 2 * patch_size]
+        images, lossy = [], []
+        for path in find_images(folders):
+            is_lossy = path.suffix.lower() in LOSSY_SUFFIXES
+            image = load_rgb_uint8(path)
+            needed = int(np.ceil(LOSSY_SCALE[1] * patch_size)) if is_lossy else 2 * patch_size
+            if min(image.shape[:2]) >= needed:
+                images.append(image)
+                lossy.append(is_lossy)
         if not images:
-            raise ValueError(f"no image is at least {2 * patch_size} pixels on each side")
+            raise ValueError(f"no image is large enough (lossless >= {2 * patch_size} px, JPEG >= {int(LOSSY_SCALE[1] * patch_size)} px a side)")
         height = max(image.shape[0] for image in images)
         width = max(image.shape[1] for image in images)
         stack = torch.zeros(len(images), 3, height, width, dtype=torch.uint8)
@@ -57,19 +71,32 @@ class PatchSampler:
             stack[index, :, : image.shape[0], : image.shape[1]] = torch.from_numpy(image.copy()).permute(2, 0, 1)
         self.stack = stack.to(self.device)
         self.sizes = torch.tensor([image.shape[:2] for image in images])
+        self.lossy = torch.tensor(lossy)
         self.generator = torch.Generator().manual_seed(seed)
 
     def sample(self, batch: int) -> torch.Tensor:
         """A batch of uint8-valued patches as float32 in [0, 255], NCHW, on the device."""
         g = self.generator
-        size = self.patch_size
-        if float(torch.rand(1, generator=g)) < self.downscale_prob:
-            size = int(self.patch_size * (1 + float(torch.rand(1, generator=g))))
         which = torch.randint(len(self.sizes), (batch,), generator=g)
+        lossless_size = self.patch_size
+        if float(torch.rand(1, generator=g)) < self.downscale_prob:
+            lossless_size = int(self.patch_size * (1 + float(torch.rand(1, generator=g))))
+        low, high = LOSSY_SCALE
+        lossy_size = int(self.patch_size * (low + (high - low) * float(torch.rand(1, generator=g))))
+        from_lossy = self.lossy[which]
+        groups = [self._cut(which[~from_lossy], lossless_size), self._cut(which[from_lossy], lossy_size)]
+        return torch.cat([group for group in groups if group is not None])
+
+    def _cut(self, which: torch.Tensor, size: int) -> torch.Tensor | None:
+        """Random ``size`` crops of images ``which``, flipped at random, resized to the patch size."""
+        if len(which) == 0:
+            return None
+        g = self.generator
+        count = len(which)
         room = self.sizes[which] - size + 1
-        top = (torch.rand(batch, generator=g) * room[:, 0]).long()
-        left = (torch.rand(batch, generator=g) * room[:, 1]).long()
-        flips = torch.randint(2, (batch, 2), generator=g).bool()
+        top = (torch.rand(count, generator=g) * room[:, 0]).long()
+        left = (torch.rand(count, generator=g) * room[:, 1]).long()
+        flips = torch.randint(2, (count, 2), generator=g).bool()
         offsets = torch.arange(size)
         rows = torch.where(flips[:, :1], offsets.flip(0), offsets) + top[:, None]
         cols = torch.where(flips[:, 1:], offsets.flip(0), offsets) + left[:, None]

@@ -88,6 +88,7 @@ class Trainer:
             else None
         )
         self.step = 0
+        self.stop_requested = False  # set from a signal handler: checkpoint, export, return
         self.skipped = 0
         self.train_seconds = 0.0
         self.last_heldout_bpd: float | None = None
@@ -225,6 +226,9 @@ class Trainer:
                 if s.time_limit and time.monotonic() - started > s.time_limit:
                     self.echo(f"time limit of {s.time_limit:.0f} s reached at step {self.step}")
                     break
+            if self.stop_requested:
+                self.echo(f"stop requested: checkpointing at step {self.step}")
+                break
         self.save_checkpoint()
         self.export()
         return {"step": self.step, "heldout_bpd": self.last_heldout_bpd, "skipped": self.skipped}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The prior's training campaign on this CPU, continued by every session (issue 12).
+# Start it at the beginning of a session:   bash models/campaign.sh start
+# Stop it (checkpoints first) before timing anything and before the session ends:
+#                                            bash models/campaign.sh stop
+# then commit models/campaign/. One thread and `nice`, so the other core stays free for work.
+# The checkpoint (model, Adam, step, RNGs) is models/campaign/flow-prior-h128.ckpt.pt; the
+# exported weights beside it are what a benchmark compares against the bundled prior.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=models/campaign
+PIDFILE=$DIR/train.pid
+case "${1:-start}" in
+start)
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "already running (pid $(cat "$PIDFILE"))"; exit 0; fi
+  DATA=${RESTORER_TRAIN_DATA:-../shared/data/train}
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
+  export MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_TOP_PAD_=268435456
+  nohup nice -n 15 restorer train --data "$DATA/bsds432" "$DATA/urban100" \
+    --out $DIR/flow-prior-h128.safetensors --resume --init models/flow-prior.safetensors \
+    --hidden 128 --batch 32 --lr 2e-4 --steps 60000 --latent-noise-warmup 1 --device cpu \
+    --eval-dir ../shared/data/eval/kodak24 --eval-every 250 --log-every 25 --checkpoint-every 100 \
+    >> $DIR/train.out 2>&1 &
+  echo $! > "$PIDFILE"
+  echo "started (pid $!), log: $DIR/train.out"
+  ;;
+stop)
+  if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    pid=$(cat "$PIDFILE"); kill -TERM "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+    echo "stopped; checkpoint and weights written"; tail -n 3 $DIR/train.out
+  else
+    echo "not running"
+  fi
+  rm -f "$PIDFILE"
+  ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
