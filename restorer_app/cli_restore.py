@@ -11,7 +11,10 @@ from restorer_app.restore.settings import PRESETS, RestoreSettings
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="scanned photo (PNG, JPEG or TIFF)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="derivative to write (.png, .jpg, .tif)")
-    p.add_argument("--mask", metavar="MASK", help="8-bit PNG of the same size, nonzero = damaged")
+    p.add_argument("--mask", metavar="MASK", help="8-bit PNG of the same size, nonzero = damaged; "
+                   "'auto' uses the suggested mask of `restorer detect`")
+    p.add_argument("--scope", choices=["mask", "image"], help="mask (the default with a mask): replace only the "
+                   "masked pixels, every other pixel stays bit-identical; image: also clean noise and JPEG everywhere")
     p.add_argument("--preset", default="standard", choices=list(PRESETS))
     p.add_argument("--strength", default="auto", help="'auto' (estimated from the image) or the data weight lambda")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -29,6 +32,7 @@ def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
         seed=args.seed,
         model_path=str(Path(args.model).resolve()) if args.model else None,
         batch_size=args.batch_size,
+        scope=args.scope or "auto",
     )
 
 
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from restorer_app.progress_bar import PatchProgressBar
 
     settings = settings_from_args(args)
+    if settings.scope == "mask" and not args.mask:
+        raise ValueError("--scope mask: no damage mask was given (use --mask FILE or --mask auto, or --scope image)")
     bar = None if args.quiet else PatchProgressBar(Path(args.input).name)
     summary = restore_file(
         args.input,
@@ -53,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         on_progress=(lambda p: bar.update(p.done, p.total, p.from_store)) if bar else None,
     )
-    if not args.quiet:
-        print(f"wrote {summary['output']} ({summary['patches']} patches; provenance {summary['provenance']})")
+    if summary["scope"] == "mask" and summary["patches"] == 0:
+        print(f"{args.input}: the mask marks no damage, so nothing was restored; {summary['output']} equals the input")
+    elif not args.quiet:
+        changes = summary["changes"]
+        print(f"wrote {summary['output']} ({summary['patches']} of {summary['tiles_in_image']} patches solved; "
+              f"{100 * changes['changed_fraction']:.2f} % of pixels changed, {100 * changes['synthesised_fraction']:.2f} % "
+              f"synthesised; provenance {summary['provenance']})")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from restorer_app.jobs.paths import restorer_home
-from restorer_app.jobs.restore_file import check_paths
+from restorer_app.jobs.restore_file import AUTO_MASK, check_paths
 from restorer_app.imaging.errors import ImageError
 from restorer_app.restore.settings import RestoreSettings
 
@@ -169,11 +169,13 @@ class JobQueue:
         """Queue a job at the end; refuses now what is sure to fail later (ImageError, ValueError)."""
         input_path, output_path = Path(input_path).resolve(), Path(output_path).resolve()
         check_paths(input_path, output_path, overwrite)
-        if mask_path is not None:
+        restore_settings = RestoreSettings.from_dict(settings or {})
+        if mask_path is not None and str(mask_path) != AUTO_MASK:  # "auto": detected when the job runs
             mask_path = Path(mask_path).resolve()
             if not mask_path.is_file():
                 raise ImageError(mask_path, "mask file not found")
-        restore_settings = RestoreSettings.from_dict(settings or {})
+        if mask_path is None and restore_settings.scope == "mask":
+            raise ValueError("--scope mask: no damage mask was given (use --mask FILE or --mask auto, or --scope image)")
         if restore_settings.model_path and not Path(restore_settings.model_path).is_file():
             raise JobError(f"{restore_settings.model_path}: model file not found")
         with self._transaction() as db:

@@ -12,14 +12,43 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 from restorer_app.devices import resolve_device
 from restorer_app.flow.weights import default_model_path
 from restorer_app.imaging.errors import ImageError
+from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
-from restorer_app.imaging.provenance import sha256_file, write_provenance, xmp_history_entry
+from restorer_app.imaging.provenance import write_provenance, xmp_history_entry
+from restorer_app.restore.changes import change_map, change_summary
 from restorer_app.restore.pipeline import PatchProgress, Plan, get_model, restore_image
 from restorer_app.restore.settings import RestoreSettings
+
+#: ``mask_path`` value that asks for the detector's suggested mask instead of a file.
+AUTO_MASK = "auto"
+
+
+def changes_path(output_path) -> Path:
+    """``<output>.changes.png`` beside the output."""
+    output_path = Path(output_path)
+    return output_path.with_name(output_path.name + ".changes.png")
+
+
+def load_mask(mask_path, scan) -> np.ndarray | None:
+    """The damage mask: from a PNG, from the detector (``auto``), or None."""
+    if not mask_path:
+        return None
+    if str(mask_path) == AUTO_MASK:
+        from restorer_app.restore.detect import detect_damage
+
+        image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
+        return detect_damage(image)
+    return read_mask(mask_path, scan.pixels.shape[:2])
+
+
+def write_change_map(path: Path, changes: np.ndarray, overwrite: bool) -> None:
+    with atomic_output(path, overwrite) as f:
+        Image.fromarray(changes, "RGB").save(f, format="PNG")
 
 
 def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
@@ -45,7 +74,7 @@ def restore_file(
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)
     scan = read_image(input_path)
-    mask = read_mask(mask_path, scan.pixels.shape[:2]) if mask_path else None
+    mask = load_mask(mask_path, scan)
     device = resolve_device(settings.device)
     model = model if model is not None else get_model(settings, device)
     started = dt.datetime.now(dt.timezone.utc)
@@ -68,16 +97,26 @@ def restore_file(
             on_plan(plan)
 
     image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
-    restored = restore_image(image, mask, settings, model, progress, should_stop, patch_store, plan_made)
+    restored, spread = restore_image(image, mask, settings, model, progress, should_stop, patch_store, plan_made,
+                                     with_spread=True)
     if scan.alpha is not None:
         restored = restored[:, :, :-1]
     finished = dt.datetime.now(dt.timezone.utc)
+    plan = plans[0]
+    depth = 8 if output_path.suffix.lower() in (".jpg", ".jpeg") else scan.bit_depth
+    changes = change_map(scan.pixels, restored, depth, mask, spread if plan.views > 1 else None)
+    summary = change_summary(changes)
     model_path = getattr(model, "source_path", None) or default_model_path()
-    history = xmp_history_entry(settings.to_dict(), model_name=Path(model_path).name, seed=settings.seed)
+    recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path),
+                "changed_fraction": summary["changed_fraction"], "synthesised_fraction": summary["synthesised_fraction"],
+                "largest_change_8bit_levels": summary["largest_change_8bit_levels"]}
+    history = xmp_history_entry(recorded, model_name=Path(model_path).name, seed=settings.seed)
     write_image(output_path, restored, like=scan, overwrite=overwrite, xmp_history=history)
+    write_change_map(changes_path(output_path), changes, overwrite=True)  # follows its output
     losses = [v for v in stats["losses"] if v is not None]
     patch_stats = {
-        "patches": plans[0].patches,
+        "patches": plan.patches,
+        "tiles_in_image": plan.tiles_in_image,
         "computed": len(stats["losses"]),
         "resumed_from_store": stats["from_store"],
         "retried": stats["retries"],
@@ -88,7 +127,7 @@ def restore_file(
     record_path = write_provenance(
         output_path,
         input_path=input_path,
-        mask_path=mask_path,
+        mask_path=None if str(mask_path) == AUTO_MASK else mask_path,
         model_path=model_path,
         settings=settings.to_dict(),
         seed=settings.seed,
@@ -96,6 +135,14 @@ def restore_file(
         started_at=started,
         finished_at=finished,
         patch_stats=patch_stats,
-        extra={"plan": asdict(plans[0]), "model_info": getattr(model, "info", {})},
+        extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path), "changes": summary,
+               "changes_file": changes_path(output_path).name, "model_info": getattr(model, "info", {})},
     )
-    return {"output": str(output_path), "provenance": str(record_path), **patch_stats}
+    return {"output": str(output_path), "provenance": str(record_path), "scope": plan.scope,
+            "changes": summary, **patch_stats}
+
+
+def _mask_source(mask_path) -> str:
+    if not mask_path:
+        return "none"
+    return "detected automatically (restorer detect)" if str(mask_path) == AUTO_MASK else Path(mask_path).name

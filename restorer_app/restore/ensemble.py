@@ -55,13 +55,20 @@ def from_view(batch: torch.Tensor, view: View) -> torch.Tensor:
     return batch.flip(view.flip) if view.flip else batch
 
 
-def average_views(results: list[torch.Tensor], views: list[View]) -> torch.Tensor:
-    """Average NCHW results of the same tiles seen through ``views``, in the tile's own frame."""
+def average_views(results: list[torch.Tensor], views: list[View]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread of NCHW results of the same tiles seen through ``views``, in the tile's
+    own frame. The spread (N1HW) is the standard deviation over the views that cover a pixel,
+    the largest over the channels: where the views disagree, the result is uncertain."""
     total = torch.zeros_like(results[0])
+    squares = torch.zeros_like(results[0])
     count = torch.zeros_like(results[0][:1, :1])
     size = results[0].shape[-1]
     for result, view in zip(results, views):
         dy, dx = view.shift
-        total[..., dy:, dx:] += from_view(result, view)[..., : size - dy, : size - dx]
+        seen = from_view(result, view)[..., : size - dy, : size - dx]
+        total[..., dy:, dx:] += seen
+        squares[..., dy:, dx:] += seen * seen
         count[..., dy:, dx:] += 1
-    return total / count
+    mean = total / count
+    variance = (squares / count - mean * mean).clamp_min(0)
+    return mean, variance.sqrt().amax(dim=1, keepdim=True)

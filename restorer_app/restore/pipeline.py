@@ -1,8 +1,13 @@
 """Restore one whole image: tile, solve batches of patches, blend, report, persist.
 
 This is the single code path behind the command line, the job queue and the GUI. Batches are
-fixed slices of the row-major tile list, so a resumed run recomputes exactly the batches that
-had not finished, with the same companions, and produces the identical image.
+fixed slices of the row-major list of tiles to solve, so a resumed run recomputes exactly the
+batches that had not finished, with the same companions, and produces the identical image.
+
+Scope: with a damage mask the archivist's rule applies by default (``scope="mask"``): only
+masked pixels are replaced, every other pixel is returned exactly as given, and only tiles
+that touch the mask (dilated by ``MASK_DILATION``) are solved, so cost follows the damage.
+``scope="image"`` restores every pixel (noise and JPEG everywhere, plus the mask).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import cv2
 import numpy as np
 import torch
 
@@ -31,6 +37,10 @@ CLEAN_SIGMA = 1.5 / 255.0
 #: 7.9/255 on clean Kodak24/McMaster18 crops and mask + noise 15 + JPEG 40 never less than 7.4/255,
 #: so the line sits under both: textured clean scans keep the short schedule (no harm, E16).
 HOLES_ONLY_SIGMA = 6.0 / 255.0
+#: Tiles are solved where they touch the mask grown by this many pixels: a masked pixel then
+#: always lies well inside solved context, never at the edge of an unsolved neighbour.
+MASK_DILATION = 2
+SCOPES = ("auto", "mask", "image")
 
 
 class RestoreCancelled(Exception):
@@ -52,7 +62,7 @@ class PatchProgress:
     total: int
     done: int
     box: tuple[int, int, int, int]  # (y0, x0, y1, x1) in image pixels
-    pixels: np.ndarray  # restored pixels of box, float32 HxWx3
+    pixels: np.ndarray  # restored pixels of box, float32 HxWx3 (in scope "mask": before paste-back)
     from_store: bool
     stats: dict = field(default_factory=dict)
 
@@ -67,8 +77,11 @@ class Plan:
     batch_size: int
     device: str
     mixed_precision: bool
-    patches: int
+    patches: int  # tiles to solve (progress counts these)
     schedule: dict  # the preset's schedule, with its ``holes_only`` variant applied where chosen
+    scope: str = "image"  # "mask": only masked pixels change; "image": every pixel is restored
+    tiles_in_image: int = 0
+    views: int = 1  # restorations averaged per tile; more than one gives a spread
 
 
 @functools.lru_cache(maxsize=4)
@@ -95,7 +108,28 @@ def _as_rgb(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
     return colour, alpha, 1 if channels <= 2 else 3
 
 
-def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid) -> Plan:
+def resolve_scope(scope: str, mask: np.ndarray | None) -> str:
+    """``auto`` means ``mask`` when a mask was given, else ``image``; ``mask`` needs a mask."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r}: expected one of {', '.join(SCOPES)}")
+    if scope == "auto":
+        return "mask" if mask is not None else "image"
+    if scope == "mask" and mask is None:
+        raise ValueError("--scope mask: no damage mask was given (use --mask FILE or --mask auto, or --scope image)")
+    return scope
+
+
+def tiles_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[Tile]:
+    """Every tile for scope ``image``; for ``mask`` the tiles whose window touches the grown mask."""
+    tiles = list(grid.tiles())
+    if scope == "image":
+        return tiles
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * MASK_DILATION + 1,) * 2, np.uint8)) > 0
+    return [tile for tile in tiles if extract_patch(grown, grid, tile).any()]
+
+
+def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid,
+              solve: list[Tile] | None = None) -> Plan:
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
     if settings.strength != "auto":
         lam = float(settings.strength)
@@ -112,8 +146,11 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
         batch_size=settings.batch_size or default_batch,
         device=str(device),
         mixed_precision=mixed,
-        patches=len(grid),
+        patches=len(grid) if solve is None else len(solve),
         schedule=schedule,
+        scope=resolve_scope(settings.scope, mask),
+        tiles_in_image=len(grid),
+        views=len(views_for(schedule, MARGIN)),
     )
 
 
@@ -126,8 +163,14 @@ def restore_image(
     should_stop: Callable[[], bool] | None = None,
     patch_store: PatchStore | None = None,
     on_plan: Callable[[Plan], None] | None = None,
-) -> np.ndarray:
-    """Restore ``image`` (float32 HxW[xC] in [0, 1]); ``mask`` True marks damaged pixels."""
+    with_spread: bool = False,
+):
+    """Restore ``image`` (float32 HxW[xC] in [0, 1]); ``mask`` True marks damaged pixels.
+
+    Returns the restored image, or with ``with_spread`` the pair (image, spread): the per-pixel
+    standard deviation of the averaged views (float32 HxW, the largest over the colour
+    channels; zero where a single view was solved or nothing was solved).
+    """
     image = np.asarray(image, dtype=np.float32)
     colour, alpha, out_channels = _as_rgb(image)
     height, width = colour.shape[:2]
@@ -137,26 +180,29 @@ def restore_image(
             raise ValueError(f"mask of {mask.shape[1]}x{mask.shape[0]} pixels does not match the image ({width}x{height})")
     if not np.isfinite(colour).all():
         raise ValueError("image contains NaN or infinite values")
+    scope = resolve_scope(settings.scope, mask)
     device = resolve_device(settings.device)
     model = model if model is not None else get_model(settings, device)
     model = model.to(device).eval()
     torch.manual_seed(settings.seed)
     grid = plan_tiles(height, width, patch=model.config.patch_size, margin=MARGIN)
-    plan = make_plan(colour, mask, settings, device, grid)
+    solve = tiles_to_solve(grid, mask, scope)
+    plan = make_plan(colour, mask, settings, device, grid, solve)
     if on_plan:
         on_plan(plan)
-    output = np.empty((height, width, 3), dtype=np.float32)
+    output = np.empty((height, width, 4), dtype=np.float32)  # colour + spread
     assembler = Assembler(grid, output)
-    tiles = list(grid.tiles())
+    unsolved = _Unsolved(grid, colour, solve, assembler)
     done = 0
-    for first in range(0, len(tiles), plan.batch_size):
+    for first in range(0, len(solve), plan.batch_size):
         if should_stop is not None and should_stop():
-            raise RestoreCancelled(done, len(tiles))
-        batch = tiles[first : first + plan.batch_size]
+            raise RestoreCancelled(done, len(solve))
+        batch = solve[first : first + plan.batch_size]
         stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
         todo = [t for t in batch if stored.get(t.index) is None]
         results = _solve_tiles(model, colour, mask, grid, todo, plan, device) if todo else {}
         for tile in batch:
+            unsolved.add_before(tile.index)
             from_store = stored.get(tile.index) is not None
             patch, stats = (stored[tile.index], {}) if from_store else results[tile.index]
             if patch_store is not None and not from_store:
@@ -164,20 +210,46 @@ def restore_image(
             assembler.add(tile, patch)
             done += 1
             if on_progress is not None:
-                on_progress(_progress(grid, tile, patch, done, from_store, stats))
-    output = np.clip(output, 0.0, 1.0)
+                on_progress(_progress(grid, tile, patch, done, len(solve), from_store, stats))
+    unsolved.add_before(len(grid))
+    restored, spread = np.clip(output[:, :, :3], 0.0, 1.0), output[:, :, 3]
     if out_channels == 1:
-        output = output.mean(axis=2, keepdims=True)
+        restored = restored.mean(axis=2, keepdims=True)
     if alpha is not None:
-        output = np.concatenate([output, alpha[:, :, None]], axis=2)
-    return output if image.ndim == 3 else output[:, :, 0]
+        restored = np.concatenate([restored, alpha[:, :, None]], axis=2)
+    restored = restored if image.ndim == 3 else restored[:, :, 0]
+    if scope == "mask":  # every pixel outside the mask exactly as given, alpha included
+        keep = ~mask if restored.ndim == 2 else ~mask[:, :, None]
+        restored = np.where(keep, image, restored)
+        spread = np.where(mask, spread, 0.0).astype(np.float32)
+    return (restored, spread) if with_spread else restored
 
 
-def _progress(grid: TileGrid, tile: Tile, patch, done, from_store, stats) -> PatchProgress:
+class _Unsolved:
+    """Feeds the assembler the tiles left as they are (scope "mask"), in tile order, just before
+    the solved tile that follows them, so the streaming assembler never holds more than a band."""
+
+    def __init__(self, grid: TileGrid, colour: np.ndarray, solve: list[Tile], assembler: Assembler):
+        self.grid, self.colour, self.assembler = grid, colour, assembler
+        self.solving = {tile.index for tile in solve}
+        self.tiles = list(grid.tiles())
+        self.next = 0
+        self.no_spread = np.zeros((grid.patch, grid.patch, 1), dtype=np.float32)
+
+    def add_before(self, index: int) -> None:
+        while self.next < index:
+            tile = self.tiles[self.next]
+            if tile.index not in self.solving:
+                patch = extract_patch(self.colour, self.grid, tile)
+                self.assembler.add(tile, np.concatenate([patch, self.no_spread], axis=2))
+            self.next += 1
+
+
+def _progress(grid: TileGrid, tile: Tile, patch, done, total, from_store, stats) -> PatchProgress:
     y0, x0, y1, x1 = grid.core_box(tile)
     m = grid.margin
-    pixels = patch[m : m + y1 - y0, m : m + x1 - x0]
-    return PatchProgress(tile.index, len(grid), done, (y0, x0, y1, x1), pixels, from_store, stats)
+    pixels = patch[m : m + y1 - y0, m : m + x1 - x0, :3]
+    return PatchProgress(tile.index, total, done, (y0, x0, y1, x1), pixels, from_store, stats)
 
 
 def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
@@ -233,11 +305,12 @@ def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
         autocast_dtype=torch.bfloat16 if plan.mixed_precision else None,
     )
     n = len(tiles)
-    x = average_views(list(result.x.split(n)), views)
+    x, spread = average_views(list(result.x.split(n)), views)
     result.loss, result.retries, result.failed = result.loss[:n], result.retries.view(-1, n).sum(0), result.failed.view(-1, n).any(0)
     if plan.paste_known:
         x = torch.where(valid_t[0].bool(), x_hat[0], x)
-    restored = (x + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+        spread = torch.where(valid_t[0].bool(), torch.zeros_like(spread), spread)
+    restored = torch.cat([(x + 0.5).clamp(0, 1), spread], dim=1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
     out = {}
     for i, tile in enumerate(tiles):
         stats = {"loss": float(result.loss[i]), "retries": int(result.retries[i]), "failed": bool(result.failed[i])}

@@ -43,6 +43,7 @@ class RestoreSettings:
     model_path: str | None = None
     batch_size: int | None = None
     mixed_precision: bool = True
+    scope: str = "auto"  # "mask": only masked pixels change; "image": all; "auto": mask if given
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -54,6 +55,8 @@ class RestoreSettings:
                 raise ValueError(f"strength {self.strength!r}: expected 'auto' or a number") from None
         if not isinstance(self.strength, str) and not self.strength > 0:
             raise ValueError(f"strength {self.strength}: must be a positive number")
+        if self.scope not in ("auto", "mask", "image"):
+            raise ValueError(f"scope {self.scope!r}: expected mask, image or auto")
 
     @property
     def schedule(self) -> dict:
