@@ -26,9 +26,11 @@ def test_every_degradation_runs_and_is_deterministic(smooth_image, name):
     assert out1.dtype == np.float32 and out1.shape == smooth_image.shape
     assert 0.0 <= out1.min() and out1.max() <= 1.0
     assert np.array_equal(out1, out2)
-    assert (mask1 is None) == (not deg.DEGRADATIONS[name]["holes"])
+    info = deg.DEGRADATIONS[name]
+    assert (mask1 is None) == (not (info["holes"] or info["scratches"]))
     if mask1 is not None:
         assert np.array_equal(mask1, mask2)
+    if info["holes"]:
         assert np.all(out1[mask1] == 0.0)
     assert not np.array_equal(out1, smooth_image)
 
@@ -110,3 +112,46 @@ def test_ssim_and_ms_ssim():
     assert math.isnan(metrics.ms_ssim(img, img))  # too small for 5 scales
     big = rng.random((170, 170, 3), dtype=np.float32)
     assert metrics.ms_ssim(big, big) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_scratches_are_seeded_and_match_degrade(smooth_image):
+    out1, mask1 = deg.add_scratches(smooth_image, rng=11)
+    out2, mask2 = deg.degrade(smooth_image, "scratches", rng=np.random.default_rng(11))
+    assert np.array_equal(out1, out2) and np.array_equal(mask1, mask2)
+    other, _ = deg.add_scratches(smooth_image, rng=12)
+    assert not np.array_equal(out1, other)
+    assert mask1.dtype == bool and mask1.shape == smooth_image.shape[:2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scratches_cover_one_to_three_percent(seed):
+    y, x = np.mgrid[0:200, 0:300].astype(np.float32)
+    grey = np.repeat((0.35 + 0.3 * x / 299)[:, :, None], 3, axis=2)
+    _, mask = deg.add_scratches(grey, rng=seed)
+    assert 0.01 <= mask.mean() <= 0.03
+
+
+def test_scratch_mask_marks_exactly_the_visibly_changed_pixels(smooth_image):
+    out, mask = deg.add_scratches(smooth_image, rng=5)
+    grainy = deg.add_gaussian_noise(smooth_image, deg.SCRATCH_GRAIN_SIGMA, rng=5)  # the same first draw
+    change = np.abs(out - grainy).max(axis=2)
+    assert np.all(change[mask] >= 0.1) and np.all(change[~mask] < 0.1)
+    assert np.allclose(out * 255, np.round(out * 255), atol=1e-3)  # still 8-bit levels
+
+
+def test_scratches_are_light_and_dark_and_neutral(smooth_image):
+    out, mask = deg.add_scratches(smooth_image, rng=2)
+    damaged = out[mask]
+    light = damaged.min(axis=1) >= 0.75
+    dark = damaged.max(axis=1) <= 0.25
+    assert np.all(light | dark) and light.sum() > 20 and dark.sum() > 20
+    assert np.ptp(damaged, axis=1).max() <= 0.2  # the same level in every channel, +- a little
+
+
+def test_scratch_defects_reach_the_coverage_and_work_on_greyscale():
+    mask = deg.scratch_mask(120, 90, rng=4, coverage=0.05)
+    assert mask.dtype == bool and mask.shape == (120, 90) and mask.mean() >= 0.05
+    assert np.array_equal(mask, deg.scratch_mask(120, 90, rng=4, coverage=0.05))
+    grey = np.full((64, 80, 1), 0.5, dtype=np.float32)
+    out, grey_mask = deg.add_scratches(grey, rng=1)
+    assert out.shape == grey.shape and grey_mask.any()

@@ -1,0 +1,176 @@
+"""Automatic damage detection: finds dust and scratches, leaves grain, edges and texture alone."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.detection import tolerant_scores
+from restorer_app.cli import main as cli_main
+from restorer_app.restore.degradations import add_gaussian_noise, add_scratches
+from restorer_app.restore import detect
+from restorer_app.restore.detect import detect_damage, estimate_grain, tophat_baseline
+from tests.conftest import synthetic_photo
+
+
+def _gradient(h: int = 96, w: int = 128) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([0.3 + 0.3 * x / w, 0.35 + 0.2 * y / h, np.full_like(x, 0.45)], axis=2)
+
+
+def _hand_damaged() -> tuple[np.ndarray, np.ndarray]:
+    """A grainy gradient with two light and two dark specks and a light and a dark scratch."""
+    image = add_gaussian_noise(_gradient(), 5, rng=0)
+    truth = np.zeros(image.shape[:2], np.uint8)
+    specks = [((20, 20), 2, 0.95), ((100, 70), 3, 0.05), ((60, 15), 1, 0.9), ((110, 30), 2, 0.1)]
+    for centre, radius, value in specks:
+        cv2.circle(truth, centre, radius, 1, -1)
+        cv2.circle(image, centre, radius, (value,) * 3, -1)
+    for points, value in [([(5, 80), (50, 60), (120, 75)], 0.92), ([(10, 5), (70, 40), (125, 20)], 0.08)]:
+        curve = np.array(points, np.int32)
+        cv2.polylines(truth, [curve], False, 1, thickness=1)
+        cv2.polylines(image, [curve], False, (value,) * 3, thickness=1)
+    return image, truth.astype(bool)
+
+
+def test_finds_hand_drawn_specks_and_scratches():
+    image, truth = _hand_damaged()
+    scores = tolerant_scores(detect_damage(image), truth)
+    assert scores["recall"] >= 0.9 and scores["precision"] >= 0.9, scores
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_finds_the_scratches_degradation_on_a_synthetic_photo(seed):
+    damaged, truth = add_scratches(synthetic_photo(96, 128, seed), rng=seed)
+    scores = tolerant_scores(detect_damage(damaged), truth)
+    assert scores["f1"] >= 0.9, scores
+    assert tolerant_scores(tophat_baseline(damaged), truth)["f1"] < scores["f1"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_greyscale_scan_works_like_colour(seed):
+    damaged, truth = add_scratches(synthetic_photo(96, 128, seed).mean(axis=2, keepdims=True), rng=seed)
+    assert tolerant_scores(detect_damage(damaged), truth)["f1"] >= 0.9
+    assert np.array_equal(detect_damage(damaged), detect_damage(damaged[:, :, 0]))
+
+
+def test_alpha_is_ignored():
+    damaged, _ = add_scratches(synthetic_photo(64, 80, 4), rng=4)
+    alpha = np.random.default_rng(0).random((64, 80, 1), dtype=np.float32)
+    assert np.array_equal(detect_damage(damaged), detect_damage(np.concatenate([damaged, alpha], axis=2)))
+
+
+def test_large_images_are_searched_in_bands_with_the_same_result(monkeypatch):
+    damaged, _ = add_scratches(synthetic_photo(200, 150, 7), rng=7)
+    whole = detect_damage(damaged)
+    monkeypatch.setattr(detect, "BAND_PIXELS", 150 * 40)  # bands of 32 rows
+    assert np.array_equal(detect_damage(damaged), whole) and whole.any()
+
+
+def _patterns() -> dict[str, np.ndarray]:
+    y, x = np.mgrid[0:128, 0:128].astype(np.float32)
+    grey = {
+        "checkerboard": np.where((y // 3 + x // 3) % 2 == 0, 0.1, 0.9),
+        "thin stripes": np.where(x % 8 < 2, 0.95, 0.3),
+        "halftone dots": np.where((x % 6 < 2) & (y % 6 < 2), 0.05, 0.9),
+        "hard edge": np.where(x + 0.3 * y > 70, 0.95, 0.05),
+        "fine sine texture": 0.5 + 0.45 * np.sin(x / 2.0) * np.cos(y / 3.0),
+    }
+    patterns = {name: np.repeat(p[:, :, None], 3, axis=2).astype(np.float32) for name, p in grey.items()}
+    patterns["photo with discs and stripes"] = synthetic_photo(128, 128, 5)
+    patterns["flat grey"] = np.full((128, 128, 3), 0.5, np.float32)
+    return patterns
+
+
+@pytest.mark.parametrize("name", list(_patterns()))
+def test_grain_edges_and_texture_are_not_damage(name):
+    grainy = add_gaussian_noise(_patterns()[name], 5, rng=1)
+    assert detect_damage(grainy).mean() <= 0.002
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 3, 4), (5, 1, 1), (7, 9, 2), (3, 40, 3)])
+def test_tiny_images_do_not_crash(shape):
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    assert detect_damage(image).shape == shape[:2] and detect_damage(image).dtype == bool
+    assert tophat_baseline(image).shape == shape[:2]
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_blank_image_has_no_damage(value):
+    assert not detect_damage(np.full((40, 50, 3), value, np.float32)).any()
+
+
+def test_bad_shape_is_a_value_error():
+    with pytest.raises(ValueError, match="channels"):
+        detect_damage(np.zeros((4, 4, 5), np.float32))
+
+
+def test_grain_estimate_matches_the_added_noise():
+    grainy = add_gaussian_noise(np.full((128, 128, 1), 0.5, np.float32), 5, rng=0)[:, :, 0]
+    assert estimate_grain(grainy) == pytest.approx(5 / 255, rel=0.15)
+
+
+def _save(path, pixels: np.ndarray, bits: int = 8) -> None:
+    top = 255 if bits == 8 else 65535
+    data = np.round(np.clip(pixels, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data).save(path)
+
+
+@pytest.mark.parametrize("kind", ["rgb8", "grey16", "rgba8"])
+def test_cli_writes_an_8bit_mask_of_the_image_size(tmp_path, capsys, kind):
+    damaged, truth = add_scratches(synthetic_photo(50, 70, 6), rng=6)
+    if kind == "grey16":
+        damaged = damaged.mean(axis=2, keepdims=True)
+    if kind == "rgba8":
+        damaged = np.concatenate([damaged, np.ones((50, 70, 1), np.float32)], axis=2)
+    scan, out = tmp_path / "scan.png", tmp_path / "mask.png"
+    _save(scan, damaged, 16 if kind == "grey16" else 8)
+    assert cli_main(["detect", str(scan), "-o", str(out)]) == 0
+    mask = Image.open(out)
+    assert mask.mode == "L" and mask.size == (70, 50)
+    values = np.asarray(mask)
+    assert set(np.unique(values)) <= {0, 255}
+    assert tolerant_scores(values == 255, truth)["f1"] >= 0.8
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("wrote ") and "% of the pixels flagged" in line
+
+
+def test_cli_blank_image_writes_an_empty_mask(tmp_path, capsys):
+    scan, out = tmp_path / "blank.png", tmp_path / "mask.png"
+    _save(scan, np.full((20, 30, 3), 0.5, np.float32))
+    assert cli_main(["detect", str(scan), "-o", str(out)]) == 0
+    assert not np.asarray(Image.open(out)).any()
+    assert "no damage found" in capsys.readouterr().out
+
+
+def test_cli_refuses_to_overwrite_unless_asked(tmp_path, capsys):
+    scan, out = tmp_path / "scan.png", tmp_path / "mask.png"
+    _save(scan, synthetic_photo(20, 30))
+    out.write_bytes(b"keep me")
+    assert cli_main(["detect", str(scan), "-o", str(out)]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert cli_main(["detect", str(scan), "-o", str(out), "--overwrite"]) == 0
+    assert Image.open(out).size == (30, 20)
+    capsys.readouterr()
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    scan = tmp_path / "scan.png"
+    _save(scan, synthetic_photo(20, 30))
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    cases = [
+        [str(tmp_path / "missing.png"), "-o", str(tmp_path / "a.png")],
+        [str(text), "-o", str(tmp_path / "b.png")],
+        [str(scan), "-o", str(tmp_path / "c.jpg")],
+        [str(scan), "-o", str(scan)],
+        [str(scan), "-o", str(tmp_path / "no-such-folder" / "d.png")],
+    ]
+    for args in cases:
+        assert cli_main(["detect", *args]) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("restorer: error: "), err
+        assert "Traceback" not in err[0]
+    assert not any(tmp_path.glob("*.part"))
