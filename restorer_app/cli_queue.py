@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from restorer_app.cli_restore import add_restore_options, settings_from_args
 
@@ -24,7 +25,7 @@ def add_parser(subparsers) -> None:
     run.add_argument("--until-empty", action="store_true", help="return when no job is queued")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=run_jobs)
-    for name, help_text in [("pause", "hold a queued job or stop a running one after its batch"),
+    for name, help_text in [("pause", "hold a queued job or stop a running one (keeps finished patches)"),
                             ("cancel", "cancel a queued, running or paused job"),
                             ("retry", "queue a failed, cancelled or paused job again (keeps finished patches)"),
                             ("remove", "forget a job that is not running")]:
@@ -54,12 +55,25 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "STATE", "PROGRESS", "INPUT -> OUTPUT", "ERROR")]
     for job in jobs:
-        progress = f"{job.patches_done}/{job.patches_total}" if job.patches_total else "-"
+        progress = describe_progress(job)
         rows.append((str(job.id), job.state, progress, f"{job.input_path} -> {job.output_path}", job.error or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     return 0
+
+
+def describe_progress(job, now: float | None = None) -> str:
+    """``12/25`` for a job at rest; ``12.4/25 ETA 00:31`` (or ``ETA estimating``) while running,
+    from the runner's last write (at most SYNC_EVERY_S old) and its measured ETA."""
+    from restorer_app.jobs.queue import JobState
+    from restorer_app.progress_bar import _clock
+
+    if job.state is not JobState.RUNNING:
+        return f"{job.patches_done}/{job.patches_total}" if job.patches_total else "-"
+    done = job.progress if job.progress is not None else float(job.patches_done)
+    eta = job.eta_s(now)
+    return f"{done:.1f}/{job.patches_total or '?'} ETA {'estimating' if eta is None else _clock(eta)}"
 
 
 def run_change(args: argparse.Namespace) -> int:
@@ -69,8 +83,9 @@ def run_change(args: argparse.Namespace) -> int:
         print(f"removed job {args.job_id}")
     else:
         job = getattr(queue, args.change)(args.job_id)
-        print(f"job {job.id}: {job.state}" + (" (stops after its current batch)" if args.change in ("pause", "cancel")
-                                              and job.finished_at is None else ""))
+        print(f"job {job.id}: {job.state}" + (" (its runner stops within a few seconds; finished patches are kept)"
+                                              if args.change in ("pause", "cancel") and job.finished_at is None
+                                              else ""))
     return 0
 
 
@@ -89,14 +104,16 @@ def run_jobs(args: argparse.Namespace) -> int:
                 bars[job_id] = PatchProgressBar(f"job {job_id} {Path(event['input']).name}")
         elif kind == "patch_done" and job_id in bars:
             bars[job_id].update(event["done"], event["total"], event["from_store"])
+        elif kind == "progress" and job_id in bars:
+            bars[job_id].step(SimpleNamespace(**event))
         elif kind == "job_done":
             print(f"job {job_id} done: {event['output']} ({event['computed']} patches computed, "
                   f"{event['resumed_from_store']} from store)", flush=True)
         elif kind in ("job_failed", "job_paused", "job_cancelled"):
-            if job_id in bars and bars[job_id].last_draw:
+            if job_id in bars and bars[job_id].last_draw and not bars[job_id].finished:
                 sys.stderr.write("\n")
             hint = f" (restorer queue retry {job_id} resumes it)" if kind == "job_paused" else ""
             print(f"job {job_id} {kind.removeprefix('job_')}: {event['error']}{hint}", flush=True)
 
-    JobRunner(_queue(), on_event=on_event).run(until_empty=args.until_empty)
+    JobRunner(_queue(), on_event=on_event, progress_events=not args.quiet).run(until_empty=args.until_empty)
     return 0

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         mask_path=args.mask,
         overwrite=args.overwrite,
         on_progress=(lambda p: bar.update(p.done, p.total, p.from_store)) if bar else None,
+        on_step=bar.step if bar else None,  # moves within a batch, with the measured ETA
     )
     if summary["scope"] == "mask" and summary["patches"] == 0:
         print(f"{args.input}: the mask marks no damage, so nothing was restored; {summary['output']} equals the input")

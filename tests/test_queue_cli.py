@@ -142,3 +142,29 @@ def test_kill_9_mid_job_then_resume_gives_the_same_output(tmp_path, model_path):
     assert q.get(1).state is JobState.DONE and not Path(job.work_dir).exists()
     finish(reference)
     assert np.array_equal(pixels(tmp_path / "victim.png"), pixels(tmp_path / "reference.png"))
+
+
+def test_list_shows_fractional_progress_and_eta_of_a_running_job(home, tmp_path, capsys, model_path):
+    from restorer_app.jobs.queue import Owner
+
+    src = save_photo(tmp_path / "scan.png", 8)
+    q = JobQueue()
+    running = q.add(src, tmp_path / "a.png", settings=fast_settings(model_path))
+    queued = q.add(src, tmp_path / "b.png", settings=fast_settings(model_path))
+    owner = Owner()
+    assert q.claim(owner).id == running
+    q.report(running, owner, 0, 25, progress=0.3, eta_s=None)  # the first steps: not measured yet
+
+    def rows() -> dict[str, list[str]]:
+        assert main(["queue", "list"]) == 0
+        table = capsys.readouterr().out.splitlines()
+        assert table[0].split() == ["ID", "STATE", "PROGRESS", "INPUT", "->", "OUTPUT", "ERROR"]
+        return {line.split()[0]: line.split() for line in table[1:]}
+
+    assert rows()[str(running)][1:5] == ["running", "0.3/25", "ETA", "estimating"]
+    q.report(running, owner, 12, 25, progress=12.4, eta_s=95.0)  # as the runner writes it mid-batch
+    listed = rows()
+    assert listed[str(running)][1:4] == ["running", "12.4/25", "ETA"] and listed[str(running)][4] in ("01:35", "01:34")
+    assert listed[str(queued)][1:3] == ["queued", "-"]
+    q.finish(running, owner, JobState.PAUSED)
+    assert rows()[str(running)][1:3] == ["paused", "12/25"]  # the unfinished batch is not kept

@@ -206,3 +206,59 @@ def test_a_timed_progress_write_does_not_hide_a_cancel_from_the_batch_end():
     tracker.sync()
     database.state = JobState.CANCELLED  # `restorer queue cancel` from another process
     assert tracker.sync(force=tracker.fresh) is JobState.CANCELLED and database.reads == 3
+
+
+def test_cancel_from_another_connection_and_quit_stop_mid_batch_within_two_seconds(tmp_path, model_path, monkeypatch):
+    import re
+
+    from restorer_app.cli_queue import describe_progress
+    from restorer_app.restore.settings import PRESETS
+
+    monkeypatch.setitem(PRESETS, "slow", dict(PRESETS["fast"], stages=[(1, 20), (2, 800)]))  # batches of seconds
+    settings = {**fast_settings(model_path, batch_size=2), "preset": "slow"}
+    src = save_photo(tmp_path / "scan.png", 16, 16)  # 4 patches, 2 batches of 2
+    home = tmp_path / "home"
+    q = JobQueue(home)
+    cancelled = q.add(src, tmp_path / "a.png", settings=settings)
+    paused = q.add(src, tmp_path / "b.png", settings=settings)
+    events: list[tuple[float, dict]] = []
+    quit_now = threading.Event()
+    runner = JobRunner(q, on_event=lambda e: events.append((time.monotonic(), e)), should_stop=quit_now.is_set,
+                       progress_events=True)
+    thread = threading.Thread(target=runner.run, kwargs={"until_empty": True}, daemon=True)
+
+    def wait_for(condition, timeout=90.0):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.01)
+
+    def ended(kind, job_id):
+        return next((t for t, e in events if e["type"] == kind and e["job_id"] == job_id), None)
+
+    thread.start()
+    other = JobQueue(home)  # as `restorer queue list` / `restorer queue cancel` in another process
+    wait_for(lambda: (other.get(cancelled).progress or 0) > 2.1)  # well into the second batch
+    job = other.get(cancelled)
+    assert job.state is JobState.RUNNING and job.progress % 1 != 0 and job.eta_s() is not None
+    assert re.fullmatch(r"2\.\d/4 ETA \d\d:\d\d", describe_progress(job))
+    asked = time.monotonic()
+    other.cancel(cancelled)
+    wait_for(lambda: ended("job_cancelled", cancelled) is not None)
+    assert ended("job_cancelled", cancelled) - asked < 2.0
+
+    wait_for(lambda: any(e["type"] == "progress" and e["job_id"] == paused and 0.2 < e["done"] < 1 for _, e in events))
+    asked = time.monotonic()
+    quit_now.set()  # as the GUI does when it quits
+    thread.join(timeout=30)
+    assert not thread.is_alive() and ended("job_paused", paused) - asked < 2.0
+
+    for job_id, state, kept in [(cancelled, JobState.CANCELLED, 2), (paused, JobState.PAUSED, 0)]:
+        job = q.get(job_id)
+        assert job.state is state and job.patches_done == kept and (job.progress, job.eta_at) == (None, None)
+        assert len(list(Path(job.work_dir).glob("patch-*.npy"))) == kept
+    progress = [e for _, e in events if e["type"] == "progress" and e["job_id"] == cancelled]
+    done = [e["done"] for e in progress]
+    assert done == sorted(done) and any(0 < d < 2 for d in done) and any(2 < d < 4 for d in done)
+    assert progress[0]["eta_s"] is None and any(e["eta_s"] is not None for e in progress)
+    assert [e["done"] for _, e in events if e["type"] == "patch_done" and e["job_id"] == cancelled] == [1, 2]

@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, position, id);
 """
+#: Columns added after schema 1 shipped, by ALTER TABLE on every database that lacks them (new and
+#: old alike). Nullable and unread by older versions, so they do not bump SCHEMA_VERSION.
+_ADDED_COLUMNS = {
+    "progress": "REAL",  # running job: finished patches + the solved fraction of its batch in work
+    "eta_at": "REAL",  # running job: when it should finish (POSIX time); NULL while estimating
+}
 
 
 class JobState(StrEnum):
@@ -93,6 +99,14 @@ class Job:
     finished_at: float | None
     work_dir: str
     position: int
+    progress: float | None = None  # while running: patches done incl. the batch in work (fractional)
+    eta_at: float | None = None  # while running: expected end (POSIX time); None while estimating
+
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Seconds left by the runner's last measured estimate; None unless running and estimated."""
+        if self.state is not JobState.RUNNING or self.eta_at is None:
+            return None
+        return max(0.0, self.eta_at - (time.time() if now is None else now))
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
@@ -155,6 +169,10 @@ class JobQueue:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 raise JobError(f"{self.db_path}: made by a newer version of restorer (schema {row[0]})")
+            have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS.items():  # inside BEGIN IMMEDIATE: one process adds it
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def _job(self, db: sqlite3.Connection, job_id: int) -> Job:
         row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -203,11 +221,12 @@ class JobQueue:
             return self._job(db, job_id)
 
     def cancel(self, job_id: int) -> Job:
-        """Queued or paused: cancelled now. Running: its runner stops after the current batch."""
+        """Queued or paused: cancelled now. Running: its runner stops within about a second
+        (between two optimiser steps), keeping the patches of its finished batches."""
         return self._change(job_id, JobState.CANCELLED, {JobState.QUEUED, JobState.RUNNING, JobState.PAUSED})
 
     def pause(self, job_id: int) -> Job:
-        """Hold a queued job, or stop a running one after its batch; ``retry`` resumes it."""
+        """Hold a queued job, or stop a running one within about a second; ``retry`` resumes it."""
         return self._change(job_id, JobState.PAUSED, {JobState.QUEUED, JobState.RUNNING})
 
     def retry(self, job_id: int) -> Job:
@@ -258,16 +277,25 @@ class JobQueue:
                 return None
             db.execute(
                 "UPDATE jobs SET state = 'running', error = NULL, started_at = ?, finished_at = NULL,"
+                " progress = NULL, eta_at = NULL,"
                 " owner_token = ?, owner_pid = ?, owner_host = ?, heartbeat = ? WHERE id = ?",
                 (now, owner.token, owner.pid, owner.host, now, row["id"]))
             return self._job(db, row["id"])
 
-    def report(self, job_id: int, owner: Owner, done: int | None = None, total: int | None = None) -> JobState | None:
-        """Record progress and a heartbeat; return the job's state, or None if no longer ours."""
+    def report(self, job_id: int, owner: Owner, done: int | None = None, total: int | None = None,
+               progress: float | None = None, eta_s: float | None = None) -> JobState | None:
+        """Record progress and a heartbeat; return the job's state, or None if no longer ours.
+
+        ``progress`` (fractional patches done) comes with its ``eta_s`` (None: still estimating);
+        without ``progress`` both keep their last value."""
+        now = time.time()
+        eta_at = None if progress is None or eta_s is None else now + eta_s
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET patches_done = coalesce(?, patches_done), patches_total = coalesce(?, patches_total),"
-                " heartbeat = ? WHERE id = ? AND owner_token = ?", (done, total, time.time(), job_id, owner.token))
+                " progress = coalesce(?, progress), eta_at = CASE WHEN ? IS NULL THEN eta_at ELSE ? END,"
+                " heartbeat = ? WHERE id = ? AND owner_token = ?",
+                (done, total, progress, progress, eta_at, now, job_id, owner.token))
             row = db.execute("SELECT state, owner_token FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return JobState(row["state"]) if row is not None and row["owner_token"] == owner.token else None
 
@@ -277,6 +305,7 @@ class JobQueue:
             db.execute(
                 "UPDATE jobs SET state = coalesce(?, state), error = ?, finished_at = ?,"
                 " patches_done = CASE WHEN ? = 'done' THEN patches_total ELSE patches_done END,"
+                " progress = NULL, eta_at = NULL,"
                 " owner_token = NULL, owner_pid = NULL, owner_host = NULL, heartbeat = NULL"
                 " WHERE id = ? AND owner_token = ?",
                 (state, error, time.time(), state, job_id, owner.token))

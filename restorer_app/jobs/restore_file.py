@@ -21,7 +21,7 @@ from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
-from restorer_app.restore.pipeline import PatchProgress, Plan, get_model, restore_image
+from restorer_app.restore.pipeline import PatchProgress, Plan, StepProgress, get_model, restore_image
 from restorer_app.restore.settings import RestoreSettings
 
 #: ``mask_path`` value that asks for the detector's suggested mask instead of a file.
@@ -69,6 +69,7 @@ def restore_file(
     patch_store=None,
     on_plan: Callable[[Plan], None] | None = None,
     model=None,
+    on_step: Callable[[StepProgress], None] | None = None,
 ) -> dict:
     """Restore ``input_path`` to ``output_path``; returns the provenance record's summary."""
     input_path, output_path = Path(input_path), Path(output_path)
@@ -98,7 +99,7 @@ def restore_file(
 
     image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
     restored, spread = restore_image(image, mask, settings, model, progress, should_stop, patch_store, plan_made,
-                                     with_spread=True)
+                                     with_spread=True, on_step=on_step)
     if scan.alpha is not None:
         restored = restored[:, :, :-1]
     finished = dt.datetime.now(dt.timezone.utc)

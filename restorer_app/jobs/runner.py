@@ -2,10 +2,11 @@
 
 Each job goes through :func:`restore_file` with a patch store in the job's work folder, so a
 cancelled, paused, crashed or killed job later resumes without computing a finished patch
-again, and ends with the same output bytes as an uninterrupted run. Progress goes to the
-database (throttled, and at every batch end, which is also when a cancel from another process
-is noticed) and to ``on_event``. A failing job is marked failed with a one-line reason and the
-runner goes on with the next one.
+again, and ends with the same output bytes as an uninterrupted run. Progress (fractional, with
+a measured ETA) goes to the database at most every SYNC_EVERY_S and at every batch end, and each
+of those writes reads the job's state back: that is how a cancel or pause from another process is
+seen, between two optimiser steps, within about a second. ``on_event`` gets the same progress.
+A failing job is marked failed with a one-line reason and the runner goes on with the next one.
 """
 
 from __future__ import annotations
@@ -25,23 +26,33 @@ from restorer_app.imaging.errors import ImageError
 from restorer_app.jobs.patch_store import DirectoryPatchStore
 from restorer_app.jobs.queue import Job, JobQueue, JobState, Owner
 from restorer_app.jobs.restore_file import restore_file
-from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled
+from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled, StepProgress
 from restorer_app.restore.settings import RestoreSettings
 
 log = logging.getLogger(__name__)
 
 SYNC_EVERY_S = 0.5
+#: ``progress`` events at most this often (and at every batch end), so a GUI is not flooded.
+PROGRESS_EVERY_S = 0.2
 HEARTBEAT_EVERY_S = 10.0
 
 
 class JobRunner:
     """``on_event(dict)`` is called from the thread that runs; ``should_stop()`` pauses the
-    current job after its batch and ends :meth:`run` (e.g. the GUI quits)."""
+    current job (it is polled before every optimiser step, so keep it cheap) and ends :meth:`run`
+    (e.g. the GUI quits).
+
+    Events: ``job_started``, ``patch_done`` (every finished patch), ``job_done``, ``job_failed``,
+    ``job_paused``, ``job_cancelled``; with ``progress_events`` also ``progress`` (at most every
+    PROGRESS_EVERY_S and at every batch end: ``done`` float patches incl. the batch in work,
+    ``total``, ``eta_s`` float or None while estimating, ``patches_per_s`` float or None,
+    ``elapsed_s``). It is asked for, so listeners written for the old event set are not flooded."""
 
     def __init__(self, queue: JobQueue, on_event: Callable[[dict], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, model=None, poll_interval: float = 2.0):
+                 should_stop: Callable[[], bool] | None = None, model=None, poll_interval: float = 2.0,
+                 progress_events: bool = False):
         self.queue, self.on_event, self.should_stop, self.model = queue, on_event, should_stop, model
-        self.poll_interval = poll_interval
+        self.poll_interval, self.progress_events = poll_interval, progress_events
         self.owner = Owner()
         self.halted = False
 
@@ -85,11 +96,26 @@ class JobRunner:
             self._emit("patch_done", job.id, index=p.index, total=p.total, done=p.done, box=p.box,
                        pixels=p.pixels, from_store=p.from_store)
 
+        last_event = [float("-inf")]
+
+        def on_step(p: StepProgress) -> None:
+            tracker.progress, tracker.eta_s = p.done, p.eta_s
+            tracker.sync()
+            now = time.monotonic()
+            if not self.progress_events:
+                return
+            if now - last_event[0] >= PROGRESS_EVERY_S or p.batch_steps_total == 0 or p.done >= p.total:
+                last_event[0] = now
+                self._emit("progress", job.id, done=p.done, total=p.total, eta_s=p.eta_s,
+                           patches_per_s=p.patches_per_s, elapsed_s=p.elapsed_s)
+
         def on_plan(plan) -> None:
             tracker.total = plan.patches
             tracker.sync(force=True)
 
-        def stop_now() -> bool:  # polled between batches, so progress is saved at every batch end
+        def stop_now() -> bool:
+            """Polled before every batch and every optimiser step: cheap (a clock read) except for
+            the timed database sync, which is forced at the first poll after a batch's patches."""
             state = tracker.sync(force=tracker.fresh)
             return self._halt_requested() or state is not JobState.RUNNING
 
@@ -99,7 +125,7 @@ class JobRunner:
             self._emit("job_started", job.id, input=job.input_path, output=job.output_path, stored=len(store))
             summary = restore_file(job.input_path, job.output_path, settings, mask_path=job.mask_path,
                                    overwrite=job.overwrite, on_progress=on_progress, should_stop=stop_now,
-                                   patch_store=store, on_plan=on_plan, model=self.model)
+                                   patch_store=store, on_plan=on_plan, model=self.model, on_step=on_step)
         except RestoreCancelled as stop:
             self._stopped(job, None if not self.halted else JobState.PAUSED, str(stop))
         except KeyboardInterrupt:
@@ -129,6 +155,8 @@ class _Tracker:
     def __init__(self, queue: JobQueue, job_id: int, owner: Owner):
         self.queue, self.job_id, self.owner = queue, job_id, owner
         self.done, self.total, self.fresh = 0, None, False
+        self.progress: float | None = None  # fractional patches done, with its ETA (None: estimating)
+        self.eta_s: float | None = None
         self.state: JobState | None = JobState.RUNNING
         self.last = float("-inf")
 
@@ -137,7 +165,7 @@ class _Tracker:
         one, so a timed write during a batch cannot make the batch end skip its cancel check."""
         now = time.monotonic()
         if force or now - self.last >= SYNC_EVERY_S:
-            self.state = self.queue.report(self.job_id, self.owner, self.done, self.total)
+            self.state = self.queue.report(self.job_id, self.owner, self.done, self.total, self.progress, self.eta_s)
             self.last = now
             self.fresh = self.fresh and not force
         return self.state

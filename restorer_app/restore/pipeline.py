@@ -13,6 +13,9 @@ that touch the mask (dilated by ``MASK_DILATION``) are solved, so cost follows t
 from __future__ import annotations
 
 import functools
+import math
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -26,7 +29,7 @@ from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.ensemble import average_views, shifted_tile, to_view, views_for
 from restorer_app.restore.prefill import start_point
 from restorer_app.restore.settings import RestoreSettings
-from restorer_app.restore.solver import solve_batch
+from restorer_app.restore.solver import SolveStopped, solve_batch
 from restorer_app.restore.strength import auto_lambda
 from restorer_app.restore.tiling import Assembler, Tile, TileGrid, extract_patch, plan_tiles
 
@@ -41,10 +44,17 @@ HOLES_ONLY_SIGMA = 6.0 / 255.0
 #: always lies well inside solved context, never at the edge of an unsolved neighbour.
 MASK_DILATION = 2
 SCOPES = ("auto", "mask", "image")
+#: Optimiser steps left out of the speed measurement (the first ones pay for allocations).
+ETA_WARMUP_STEPS = 2
+#: Steps measured before an ETA is given; until then the ETA is None ("estimating").
+ETA_MIN_STEPS = 3
+#: The speed is measured over about this many recent seconds, so it follows a change of load.
+ETA_WINDOW_S = 60.0
 
 
 class RestoreCancelled(Exception):
-    """Raised between batches when ``should_stop()`` asked for it; finished patches are kept."""
+    """Raised when ``should_stop()`` asked for it, between batches or between two optimiser steps
+    of a batch (that batch is dropped); every patch of the earlier batches is kept."""
 
     def __init__(self, done: int, total: int):
         super().__init__(f"cancelled after {done} of {total} patches")
@@ -65,6 +75,23 @@ class PatchProgress:
     pixels: np.ndarray  # restored pixels of box, float32 HxWx3 (in scope "mask": before paste-back)
     from_store: bool
     stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class StepProgress:
+    """Where a restoration stands: sent after every optimiser step and at every batch end."""
+
+    done: float  # finished patches + the solved fraction of the batch in work; never goes back
+    total: int  # patches to solve (Plan.patches)
+    elapsed_s: float  # since restore_image started
+    eta_s: float | None  # measured seconds per step x steps left; None while estimating
+    patches_per_s: float | None  # measured speed of the batch in work; None while estimating
+    batch_steps_done: int = 0  # optimiser steps of the batch in work (0 between batches)
+    batch_steps_total: int = 0  # its steps, retries of diverged patches included
+
+    @property
+    def estimating(self) -> bool:
+        return self.eta_s is None and self.done < self.total
 
 
 @dataclass
@@ -164,13 +191,20 @@ def restore_image(
     patch_store: PatchStore | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     with_spread: bool = False,
+    on_step: Callable[[StepProgress], None] | None = None,
 ):
     """Restore ``image`` (float32 HxW[xC] in [0, 1]); ``mask`` True marks damaged pixels.
 
     Returns the restored image, or with ``with_spread`` the pair (image, spread): the per-pixel
     standard deviation of the averaged views (float32 HxW, the largest over the colour
     channels; zero where a single view was solved or nothing was solved).
+
+    ``on_progress`` gets every finished patch; ``on_step`` gets a :class:`StepProgress` after
+    every optimiser step and at every batch end. ``should_stop`` is polled before every batch, before every optimiser step and
+    between the flow's layers within a step (keep it cheap); true raises :class:`RestoreCancelled`
+    within a fraction of a step. None of them changes a bit of the result.
     """
+    started = time.monotonic()
     image = np.asarray(image, dtype=np.float32)
     colour, alpha, out_channels = _as_rgb(image)
     height, width = colour.shape[:2]
@@ -193,14 +227,21 @@ def restore_image(
     output = np.empty((height, width, 4), dtype=np.float32)  # colour + spread
     assembler = Assembler(grid, output)
     unsolved = _Unsolved(grid, colour, solve, assembler)
+    size = plan.batch_size  # the fixed slices (a CUDA out-of-memory splits a slice, never moves it)
+    steps = _StepReporter(on_step, plan, len(solve), size, started) if on_step is not None else None
     done = 0
-    for first in range(0, len(solve), plan.batch_size):
+    for first in range(0, len(solve), size):
         if should_stop is not None and should_stop():
             raise RestoreCancelled(done, len(solve))
-        batch = solve[first : first + plan.batch_size]
+        batch = solve[first : first + size]
         stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
         todo = [t for t in batch if stored.get(t.index) is None]
-        results = _solve_tiles(model, colour, mask, grid, todo, plan, device) if todo else {}
+        if steps is not None:
+            steps.start_batch(done + len(batch) - len(todo), len(todo), first + len(batch))
+        try:
+            results = _solve_tiles(model, colour, mask, grid, todo, plan, device, steps, should_stop) if todo else {}
+        except SolveStopped:
+            raise RestoreCancelled(done, len(solve)) from None
         for tile in batch:
             unsolved.add_before(tile.index)
             from_store = stored.get(tile.index) is not None
@@ -211,6 +252,8 @@ def restore_image(
             done += 1
             if on_progress is not None:
                 on_progress(_progress(grid, tile, patch, done, len(solve), from_store, stats))
+        if steps is not None:
+            steps.end_batch(done)
     unsolved.add_before(len(grid))
     restored, spread = np.clip(output[:, :, :3], 0.0, 1.0), output[:, :, 3]
     if out_channels == 1:
@@ -252,18 +295,94 @@ def _progress(grid: TileGrid, tile: Tile, patch, done, total, from_store, stats)
     return PatchProgress(tile.index, total, done, (y0, x0, y1, x1), pixels, from_store, stats)
 
 
-def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
+class _StepReporter:
+    """Turns the solver's step counts into :class:`StepProgress` with a measured ETA:
+    seconds per step (over the last ``ETA_WINDOW_S``, after ``ETA_WARMUP_STEPS``, batch set-up
+    and store writes included) x steps left (the batch in work, then a full schedule per chunk
+    of every batch still to come)."""
+
+    def __init__(self, on_step, plan: Plan, total: int, slice_size: int, started: float, clock=time.monotonic):
+        self.on_step, self.plan, self.total, self.slice_size = on_step, plan, total, slice_size
+        self.per_run = sum(steps for _, steps in plan.schedule["stages"])
+        self.clock, self.started = clock, started
+        self.steps = 0  # optimiser steps computed by this call
+        self.samples: deque = deque()  # (time, steps) after the warm-up
+        self.high = 0.0  # the most done ever reported: progress never goes back
+        self.patch_rate: float | None = None
+        self.base, self.todo, self.next_index = 0.0, 0, 0
+        self.offset = self.chunk = self.chunk_done = self.chunk_total = 0
+
+    def start_batch(self, base: int, todo: int, next_index: int) -> None:
+        self.base, self.todo, self.next_index = float(base), todo, next_index
+        self.offset = self.chunk = self.chunk_done = self.chunk_total = 0
+        self._emit()
+
+    def for_chunk(self, offset: int, count: int):
+        """The solver's ``on_step`` for ``count`` tiles starting at ``offset`` of the batch."""
+        self.offset, self.chunk, self.chunk_done, self.chunk_total = offset, count, 0, self.per_run
+
+        def on_step(steps_done: int, steps_total: int) -> None:
+            now = self.clock()
+            self.steps += 1
+            self.chunk_done, self.chunk_total = steps_done, steps_total
+            if self.steps >= ETA_WARMUP_STEPS:
+                self.samples.append((now, self.steps))
+                while len(self.samples) > 2 and self.samples[1][0] <= now - ETA_WINDOW_S \
+                        and self.steps - self.samples[1][1] >= ETA_MIN_STEPS:
+                    self.samples.popleft()
+            self._emit(now)
+
+        return on_step
+
+    def end_batch(self, done: int) -> None:
+        self.base, self.todo = float(done), 0
+        self.offset = self.chunk = self.chunk_done = self.chunk_total = 0
+        self._emit()
+
+    def _seconds_per_step(self, now: float) -> float | None:
+        if not self.samples or self.steps - self.samples[0][1] < ETA_MIN_STEPS:
+            return None
+        return (now - self.samples[0][0]) / (self.steps - self.samples[0][1])
+
+    def _steps_left(self) -> int:
+        chunks = lambda n: math.ceil(n / max(1, self.plan.batch_size))  # noqa: E731 (OOM may shrink it)
+        left = self.chunk_total - self.chunk_done if self.chunk else 0
+        left += chunks(self.todo - self.offset - self.chunk) * self.per_run
+        rest = self.total - self.next_index
+        full, part = divmod(rest, self.slice_size)
+        return left + (full * chunks(self.slice_size) + (chunks(part) if part else 0)) * self.per_run
+
+    def _emit(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        fraction = self.chunk_done / self.chunk_total if self.chunk_total else 0.0
+        self.high = max(self.high, min(float(self.total), self.base + self.offset + self.chunk * fraction))
+        per_step = self._seconds_per_step(now)
+        eta = None
+        if per_step is not None:
+            eta = per_step * self._steps_left()
+            if self.chunk and self.chunk_total:
+                self.patch_rate = self.chunk / self.chunk_total / per_step if per_step > 0 else None
+        if self.high >= self.total:
+            eta = 0.0
+        self.on_step(StepProgress(self.high, self.total, now - self.started, eta, self.patch_rate,
+                                  self.chunk_done, self.chunk_total))
+
+
+def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, device, steps: _StepReporter | None = None,
+                 should_stop=None, offset: int = 0) -> dict:
     """Restore ``tiles``; a CUDA out-of-memory halves the batch and goes on."""
     try:
-        return _solve_chunk(model, colour, mask, grid, tiles, plan, device)
+        on_step = steps.for_chunk(offset, len(tiles)) if steps is not None else None
+        return _solve_chunk(model, colour, mask, grid, tiles, plan, device, on_step, should_stop)
     except torch.cuda.OutOfMemoryError:
         if len(tiles) == 1:
             raise
         torch.cuda.empty_cache()
         half = len(tiles) // 2
         plan.batch_size = max(1, half)
-        left = _solve_tiles(model, colour, mask, grid, tiles[:half], plan, device)
-        return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, device)
+        left = _solve_tiles(model, colour, mask, grid, tiles[:half], plan, device, steps, should_stop, offset)
+        return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, device, steps, should_stop,
+                                   offset + half)
 
 
 def patch_inputs(colour, mask, grid, tiles) -> tuple[list, list, list]:
@@ -285,7 +404,7 @@ def to_batch(arrays, device) -> torch.Tensor:
     return stacked.permute(0, 3, 1, 2).contiguous().float().to(device)
 
 
-def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
+def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device, on_step=None, should_stop=None) -> dict:
     schedule = plan.schedule
     views = views_for(schedule, grid.margin)
     inputs = {}  # per window shift: mirrored views share one extraction, hole fill and blur
@@ -303,6 +422,8 @@ def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device) -> dict:
         lr=schedule["lr"],
         fp32_tail=schedule["fp32_tail"],
         autocast_dtype=torch.bfloat16 if plan.mixed_precision else None,
+        on_step=on_step,
+        should_stop=should_stop,
     )
     n = len(tiles)
     x, spread = average_views(list(result.x.split(n)), views)
