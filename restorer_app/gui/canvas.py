@@ -3,7 +3,8 @@
 Drawing reads 256x256 tiles of the pyramid level nearest the zoom and keeps them as cached
 QImages, so a repaint of a 50-megapixel 16-bit scan touches a screenful of 8-bit pixels and
 never converts the image. The mask overlay is an Indexed8 tile per tile (0/1 bytes straight
-from the mask pyramid; colour and opacity live in its two-entry colour table).
+from the mask pyramid; colour and opacity live in its two-entry colour table). The change-map
+overlay ("Show changes") is an RGBA pyramid whose unchanged pixels are fully transparent.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ImageCanvas(QWidget):
         self._cache: OrderedDict = OrderedDict()
         self.set_overlay(QColor(255, 40, 40), 0.5)
         self._pending: np.ndarray | None = None  # uint8 rows x cols, 1 = not yet restored
+        self._changes: Pyramid | None = None  # RGBA overlay of what a restoration changed
         self._core = 0
         self._drag: tuple[str, QPointF] | None = None
         self._mouse: QPointF | None = None
@@ -93,11 +95,28 @@ class ImageCanvas(QWidget):
             self._pending[box[0] // self._core, box[1] // self._core] = 0
         self.update()
 
-    def set_pending_grid(self, core: int, rows: int, cols: int) -> None:
-        """Draw the tile grid lightly over cells not restored yet (core = cell size)."""
+    def set_pending_grid(self, core: int, rows: int, cols: int, pending: np.ndarray | None = None) -> None:
+        """Draw the tile grid lightly over cells not restored yet (core = cell size); ``pending``
+        (bool rows x cols) says which cells will be solved, default all of them."""
         self._core = core
-        self._pending = np.ones((rows, cols), dtype=np.uint8) if core else None
+        if not core:
+            self._pending = None
+        elif pending is None:
+            self._pending = np.ones((rows, cols), dtype=np.uint8)
+        else:
+            self._pending = np.ascontiguousarray(pending, dtype=np.uint8)
         self.update()
+
+    def set_changes(self, rgba: "np.ndarray | Pyramid | None") -> None:
+        """Overlay an RGBA uint8 HxWx4 picture of the changes (None removes it). Its pyramid
+        keeps the per-channel maximum, so a one-pixel change stays visible when zoomed out."""
+        self._changes = rgba if rgba is None or isinstance(rgba, Pyramid) else Pyramid(rgba, reduce="max")
+        self._drop("changes")
+        self.update()
+
+    @property
+    def showing_changes(self) -> bool:
+        return self._changes is not None
 
     def clear_pending(self) -> None:
         self._pending = None
@@ -172,8 +191,10 @@ class ImageCanvas(QWidget):
             painter.restore()
             painter.setPen(QPen(QColor(255, 255, 255), 2))
             painter.drawLine(QPointF(split_x, 0), QPointF(split_x, self.height()))
-        elif self.show_mask and self._mask_pyramid is not None:
+        elif self.show_mask and self._mask_pyramid is not None and self._changes is None:  # never both in red
             self._draw_tiles(painter, "mask", self._mask_pyramid)
+        if self._changes is not None:
+            self._draw_tiles(painter, "changes", self._changes)
         if self._pending is not None and self.after is None:
             self._draw_pending(painter)
         if self._mouse is not None and self.mask_layer is not None and self.after is None and self.tool != "pan":
@@ -212,6 +233,8 @@ class ImageCanvas(QWidget):
         if kind == "mask":
             image = QImage(block.data, w, h, w, QImage.Format_Indexed8)
             image.setColorTable(self._overlay_table)
+        elif kind == "changes":
+            image = QImage(block.data, w, h, 4 * w, QImage.Format_RGBA8888)
         else:
             image = QImage(block.data, w, h, 3 * w, QImage.Format_RGB888)
         self._cache[key] = (block, image)  # the array owns the bytes the QImage points at
@@ -219,7 +242,20 @@ class ImageCanvas(QWidget):
             self._cache.popitem(last=False)
         return image
 
+    def image_rect(self) -> QRectF:
+        """Where the image lies on the widget."""
+        h, w = self.pyramid.shape
+        return QRectF(-self.origin.x() * self.zoom, -self.origin.y() * self.zoom, w * self.zoom, h * self.zoom)
+
     def _draw_pending(self, painter: QPainter) -> None:
+        """Shade and outline the cells still to come; the last row and column of cells reach
+        past the image's edge (tiles are padded), so everything is clipped to the image."""
+        painter.save()
+        painter.setClipRect(self.image_rect())
+        self._draw_pending_cells(painter)
+        painter.restore()
+
+    def _draw_pending_cells(self, painter: QPainter) -> None:
         rows, cols = self._pending.shape
         cell = self._core * self.zoom
         target = QRectF(-self.origin.x() * self.zoom, -self.origin.y() * self.zoom, cols * cell, rows * cell)

@@ -1,5 +1,6 @@
 """One open scan (a tab): its pixels, the mask being painted, the editing canvas, the live
-restoration preview and the before/after comparison once a result exists."""
+restoration preview, the before/after comparison once a result exists and the overlay of what
+a restoration changed."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class DocumentTab(QStackedWidget):
         self.addWidget(self.compare)
         self.output_path: Path | None = None
         self.live = False  # showing a running job's patches on a copy of the pixels
+        self._live_mask: np.ndarray | None = None  # scope "mask": only these pixels change
+        self.scope_choice: str | None = None  # what the user picked; None = the default for the mask
+        self.changes_path: Path | None = None  # the change map shown over the image, if any
 
     @classmethod
     def open(cls, path, parent=None) -> "DocumentTab":
@@ -44,18 +48,28 @@ class DocumentTab(QStackedWidget):
         return self.path.name
 
     # live restoration ----------------------------------------------------------------------
-    def start_live(self, core: int, rows: int, cols: int) -> None:
+    def start_live(self, core: int, rows: int, cols: int, pending: np.ndarray | None = None,
+                   mask: np.ndarray | None = None) -> None:
+        """Show a job's patches as they come; ``pending`` marks the cells it will solve, ``mask``
+        (scope "mask") the only pixels it changes."""
         self.setCurrentIndex(0)
         self.live = True
+        self._live_mask = mask
         self.canvas.replace_image(self.base.copy())
-        self.canvas.set_pending_grid(core, rows, cols)
+        self.canvas.set_pending_grid(core, rows, cols, pending)
 
     def show_patch(self, box, pixels: np.ndarray) -> None:
         if self.live:  # never paint results into the original's pyramid
-            self.canvas.show_patch(box, to_display(pixels))
+            shown = to_display(pixels)
+            if self._live_mask is not None:  # the patch comes before paste-back: show what the output gets
+                y0, x0, y1, x1 = box
+                keep = ~self._live_mask[y0:y1, x0:x1]
+                shown[keep] = self.base.levels[0][y0:y1, x0:x1][keep]
+            self.canvas.show_patch(box, shown)
 
     def stop_live(self) -> None:
         self.live = False
+        self._live_mask = None
         self.canvas.replace_image(self.base)
         self.canvas.clear_pending()
 
@@ -69,6 +83,21 @@ class DocumentTab(QStackedWidget):
         self.compare.set_images(self.base, Pyramid(to_display(after.pixels)))
         self.compare.canvas.set_view(self.canvas.zoom, *self.canvas.centre())
         self.setCurrentIndex(1)
+
+    # changes -------------------------------------------------------------------------------------
+    def show_changes(self, path) -> None:
+        """Overlay the change map at ``path`` on both canvases (ImageError if unusable)."""
+        from restorer_app.gui.damage import change_overlay, read_change_map
+
+        overlay = Pyramid(change_overlay(read_change_map(path, self.scan.pixels.shape)), reduce="max")
+        for canvas in (self.canvas, self.compare.canvas):
+            canvas.set_changes(overlay)
+        self.changes_path = Path(path)
+
+    def hide_changes(self) -> None:
+        for canvas in (self.canvas, self.compare.canvas):
+            canvas.set_changes(None)
+        self.changes_path = None
 
     @property
     def comparing(self) -> bool:

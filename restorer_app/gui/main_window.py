@@ -8,22 +8,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow, QSlider,
-                               QTabWidget)
+from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QProgressBar, QSlider, QTabWidget)
 
 from restorer_app.flow.weights import default_model_path, read_metadata
 from restorer_app.gui.about_dialog import AboutDialog
+from restorer_app.gui.damage import DetectWorker, change_map_for, job_mask_path
 from restorer_app.gui.document import DocumentTab
 from restorer_app.gui.messages import short_error
 from restorer_app.gui.preferences import Preferences
 from restorer_app.gui.queue_panel import QueuePanel
+from restorer_app.gui.restore_options import ScopeChoice, effective_scope
 from restorer_app.gui.settings_dialog import SettingsDialog
 from restorer_app.gui.worker import QueueWorker
+from restorer_app.imaging.io import read_mask
 from restorer_app.jobs.queue import JobQueue, JobState
-from restorer_app.restore.pipeline import MARGIN
+from restorer_app.jobs.restore_file import AUTO_MASK
+from restorer_app.restore.pipeline import MARGIN, tiles_to_solve
 from restorer_app.restore.tiling import plan_tiles
+
+CHANGES_LEGEND = ("Changes: red = repaired (synthesised) pixels, green = cleaned pixels (brighter moved more), "
+                  "blue = uncertainty; unchanged pixels are not tinted")
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff);;All files (*)"
 
@@ -37,6 +45,7 @@ class MainWindow(QMainWindow):
         self.prefs = Preferences()
         self.queue = JobQueue(home)
         self.worker: QueueWorker | None = None
+        self._detecting: dict[DocumentTab, DetectWorker] = {}
         self.last_error: str | None = None
         self._live: dict[int, Path] = {}  # running job id -> its input, for the live preview
         self._closing = False
@@ -54,6 +63,10 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Queue", self, objectName="queue")
         dock.setWidget(self.panel)
         self.addDockWidget(Qt.BottomDockWidgetArea, dock)
+        self.busy_bar = QProgressBar(minimum=0, maximum=0, maximumWidth=140, textVisible=False)  # indeterminate
+        self.busy_bar.setToolTip("Looking for dust and scratches…")
+        self.busy_bar.hide()
+        self.statusBar().addPermanentWidget(self.busy_bar)
         self.zoom_label = QLabel()
         self.statusBar().addPermanentWidget(self.zoom_label)
         self._build_actions(dock)
@@ -95,17 +108,22 @@ class MainWindow(QMainWindow):
         a["show_mask"] = self._action(tools, "Show &mask", self._toggle_mask, "M", True)
         a["show_mask"].setChecked(True)
         a["colour"] = self._action(tools, "Mask &colour…", self.choose_colour)
+        tools.addSeparator()
+        a["detect"] = self._action(tools, "&Detect damage", self.detect_damage, "D")
+        a["detect"].setToolTip("Mark dust and scratches automatically (one undo step); then correct with brush and eraser")
         view = bar.addMenu("&View")
         a["zoom_in"] = self._action(view, "Zoom &in", lambda: self._canvas_call("zoom_by", 1.25), [QKeySequence.ZoomIn, "Ctrl+="])
         a["zoom_out"] = self._action(view, "Zoom &out", lambda: self._canvas_call("zoom_by", 0.8), QKeySequence.ZoomOut)
         a["fit"] = self._action(view, "&Fit", lambda: self._canvas_call("fit"), "Ctrl+0")
         a["actual"] = self._action(view, "&100 %", lambda: self._canvas_call("actual_size"), "Ctrl+1")
         a["compare"] = self._action(view, "&Compare before/after", self.toggle_compare, "C")
+        a["changes"] = self._action(view, "Show c&hanges", self.toggle_changes, "X", True)
+        a["changes"].setToolTip(CHANGES_LEGEND)
         view.addAction(dock.toggleViewAction())
         queue = bar.addMenu("&Queue")
         a["enqueue"] = self._action(queue, "&Queue this scan", self.enqueue_current, "Ctrl+Return")
         a["start"] = self._action(queue, "&Start", self.start_queue)
-        a["stop"] = self._action(queue, "S&top after current batch", self.stop_queue)
+        a["stop"] = self._action(queue, "S&top (keeps finished patches)", self.stop_queue)
         help_ = bar.addMenu("&Help")
         a["about"] = self._action(help_, "&About Flow Restorer", lambda: AboutDialog(self.prefs.model_path or None, self).exec())
 
@@ -113,9 +131,9 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("tools")
         short = {"save_mask": "Save mask", "undo": "Undo", "redo": "Redo", "eraser": "Eraser", "pan": "Pan",
                  "smaller": "Brush −", "larger": "Brush +", "compare": "Compare", "enqueue": "Queue",
-                 "stop": "Stop"}
-        for name in ("open", "save_mask", "undo", "redo", "brush", "eraser", "pan", "smaller", "larger",
-                     "fit", "actual", "compare", "enqueue", "start", "stop"):
+                 "stop": "Stop", "changes": "Show changes"}
+        for name in ("open", "save_mask", "undo", "redo", "detect", "brush", "eraser", "pan", "smaller", "larger",
+                     "fit", "actual"):
             a[name].setIconText(short.get(name, a[name].text().replace("&", "")))
             toolbar.addAction(a[name])
         toolbar.addWidget(QLabel(" Mask opacity "))
@@ -123,6 +141,15 @@ class MainWindow(QMainWindow):
         self.opacity.valueChanged.connect(lambda v: self._each_canvas("set_overlay", self._colour(), v / 100))
         toolbar.addWidget(self.opacity)
         a["brush"].setChecked(True)
+        self.addToolBarBreak()
+        restore = self.addToolBar("Restoration")
+        restore.setObjectName("restoration")
+        self.scope = ScopeChoice()
+        self.scope.chosen.connect(self._scope_chosen)
+        restore.addWidget(self.scope)
+        for name in ("enqueue", "start", "stop", "compare", "changes"):
+            a[name].setIconText(short.get(name, a[name].text().replace("&", "")))
+            restore.addAction(a[name])
 
     # documents -----------------------------------------------------------------------------------
     @property
@@ -243,8 +270,18 @@ class MainWindow(QMainWindow):
             a[name].setEnabled(doc is not None)
         a["undo"].setEnabled(doc is not None and doc.mask.can_undo)
         a["redo"].setEnabled(doc is not None and doc.mask.can_redo)
+        a["detect"].setEnabled(doc is not None and doc not in self._detecting)
+        a["changes"].setEnabled(doc is not None and (doc.changes_path is not None or self._change_map(doc) is not None))
+        a["changes"].setChecked(doc is not None and doc.changes_path is not None)
+        self.scope.setEnabled(doc is not None)
+        self.scope.show_state(doc is not None and bool(doc.mask.mask.any()), doc.scope_choice if doc else None)
         if doc is not None:
             self._show_zoom(doc.canvas.zoom)
+
+    def _scope_chosen(self, scope: str) -> None:
+        doc = self.current()
+        if doc is not None:
+            doc.scope_choice = scope
 
     def _show_zoom(self, zoom: float, *_) -> None:
         self.zoom_label.setText(f"{zoom * 100:.0f} %")
@@ -271,19 +308,27 @@ class MainWindow(QMainWindow):
 
     # queue -------------------------------------------------------------------------------------------
     def enqueue_current(self) -> int | None:
-        """Queue the shown scan with its mask (saved next to the output) and the settings."""
+        """Queue the shown scan with its mask, the chosen scope and the settings. The mask goes
+        to a file of this job's own (in the restorer home), so a later job of the same scan
+        never rewrites it."""
         doc = self.current()
         if doc is None:
             return None
+        has_mask = bool(doc.mask.mask.any())
+        scope = effective_scope(has_mask, doc.scope_choice)
         mask_path = None
-        if doc.mask.mask.any():
-            mask_path = self.prefs.output_for(doc.path).with_suffix(".mask.png")
+        if has_mask:
+            mask_path = job_mask_path(self.queue.home, doc.path)
             if not self._try(lambda: doc.mask.save_png(mask_path), None, mask_path):
                 return None
-        job_id = self.panel.add(doc.path, mask_path)
-        if job_id is not None:
-            self.report(f"queued {doc.title} as job {job_id}")
-            self.start_queue()
+        job_id = self.panel.add(doc.path, mask_path, scope)
+        if job_id is None:
+            if mask_path is not None:
+                mask_path.unlink(missing_ok=True)  # refused (the panel said why): no orphan mask
+            return None
+        what = "marked damage only" if scope == "mask" else "whole image"
+        self.report(f"queued {doc.title} as job {job_id} ({what})")
+        self.start_queue()
         return job_id
 
     def start_queue(self) -> None:
@@ -298,10 +343,10 @@ class MainWindow(QMainWindow):
         self.worker.start()
 
     def stop_queue(self) -> None:
-        """Pause after the current batch; finished patches stay stored for the resume."""
+        """Pause within a second; the batch in work is dropped, finished patches stay stored for the resume."""
         if self.worker is not None and self.worker.isRunning():
             self.worker.request_stop()
-            self.report("stopping after the current batch…")
+            self.report("stopping…")
 
     def _worker_finished(self) -> None:
         self.panel.refresh()
@@ -328,7 +373,8 @@ class MainWindow(QMainWindow):
                 doc.stop_live()
             name = self._live_name(job_id)
             if kind == "job_done":
-                self.report(f"job {job_id} done: {name} (press C to compare)")
+                self._sync_tools()  # its change map can be shown now
+                self.report(f"job {job_id} done: {name} (press C to compare, X to show the changes)")
             elif kind == "job_failed":
                 self.report(f"job {job_id} failed: {event.get('error')}", error=True)
             else:
@@ -346,13 +392,26 @@ class MainWindow(QMainWindow):
         if doc is None:
             return
         try:
-            model_path = self.queue.get(job_id).settings.get("model_path") or default_model_path()
+            job = self.queue.get(job_id)
+            model_path = job.settings.get("model_path") or default_model_path()
             patch = int(read_metadata(model_path)["config"]["patch_size"])
         except Exception:  # no preview grid, the restoration itself reports real problems
             return
         h, w = doc.scan.pixels.shape[:2]
         grid = plan_tiles(h, w, patch=patch, margin=MARGIN)
-        doc.start_live(grid.core, grid.rows, grid.cols)
+        pending = mask = None
+        scope = job.settings.get("scope", "auto")
+        if job.mask_path and scope != "image":  # only the tiles touching the mask are solved
+            pending = np.zeros((grid.rows, grid.cols), dtype=bool)
+            if job.mask_path != AUTO_MASK:  # "auto": the detector decides when the job runs
+                try:
+                    mask = read_mask(job.mask_path, (h, w))
+                except Exception:
+                    pending = None
+                else:
+                    for tile in tiles_to_solve(grid, mask, "mask"):
+                        pending[tile.row, tile.col] = True
+        doc.start_live(grid.core, grid.rows, grid.cols, pending, mask)
 
     def toggle_compare(self) -> None:
         doc = self.current()
@@ -366,6 +425,78 @@ class MainWindow(QMainWindow):
             self.report(f"{doc.title}: no finished restoration to compare yet", error=True)
             return
         self._try(lambda: doc.show_compare(done[-1].output_path), f"comparing with {Path(done[-1].output_path).name}")
+        self._sync_tools()
+
+    # damage detection and the change map ---------------------------------------------------------
+    def detect_damage(self) -> None:
+        """Run the detector on the shown scan off the GUI thread; its result is added to the
+        mask as one undo step."""
+        doc = self.current()
+        if doc is None or doc in self._detecting:
+            return
+        worker = DetectWorker(doc, self)
+        worker.found.connect(self._damage_found)
+        worker.failed.connect(self._detect_failed)
+        worker.finished.connect(self._detect_finished)
+        self._detecting[doc] = worker
+        self.busy_bar.show()
+        self.report(f"looking for dust and scratches in {doc.title}…")
+        self._sync_tools()
+        worker.start()
+
+    def _damage_found(self, doc: DocumentTab, found) -> None:
+        if doc not in self.documents:
+            return  # the tab was closed meanwhile
+        if doc.mask.stroking:  # never split a stroke's undo step: try again after it
+            QTimer.singleShot(50, lambda: self._damage_found(doc, found))
+            return
+        added = doc.mask.add_damage(found)
+        total = found.size
+        if not found.any():
+            self.report(f"{doc.title}: no dust or scratches found; paint the damage with the brush")
+        else:
+            self.report(f"{doc.title}: {found.sum() / total * 100:.2f} % of the image marked as damage "
+                        f"({added} new pixels); correct it with brush and eraser, Ctrl+Z undoes it")
+        doc.canvas.update()
+        self._sync_tools()
+
+    def _detect_failed(self, doc: DocumentTab, text: str) -> None:
+        self.report(text, error=True)
+
+    def _detect_finished(self) -> None:
+        for doc, worker in list(self._detecting.items()):
+            if worker.isFinished():
+                del self._detecting[doc]
+                worker.deleteLater()
+        self.busy_bar.setVisible(bool(self._detecting))
+        self._sync_tools()
+
+    def _change_map(self, doc: DocumentTab) -> Path | None:
+        """The change map that belongs with what the tab shows: of the output being compared,
+        of the file itself (an output), else of the latest finished job of this scan."""
+        candidates = [doc.output_path, doc.path]
+        done = [j for j in self.panel.model.jobs if j.state is JobState.DONE and Path(j.input_path) == doc.path.resolve()]
+        candidates += [Path(j.output_path) for j in reversed(done)]
+        for output in candidates:
+            found = change_map_for(output) if output is not None else None
+            if found is not None:
+                return found
+        return None
+
+    def toggle_changes(self) -> None:
+        """Show or hide, over the image, what the restoration changed."""
+        doc = self.current()
+        if doc is None:
+            return
+        if doc.changes_path is not None:
+            doc.hide_changes()
+        else:
+            path = self._change_map(doc)
+            if path is None:
+                self.report(f"{doc.title}: no finished restoration with a change map yet", error=True)
+            else:
+                self._try(lambda: doc.show_changes(path), CHANGES_LEGEND, path)
+        self._sync_tools()
 
     def open_output(self, job) -> None:
         """Show a finished job: its input beside the output in the compare view."""
@@ -374,6 +505,7 @@ class MainWindow(QMainWindow):
             self._try(lambda: doc.show_compare(job.output_path), f"comparing with {Path(job.output_path).name}")
         else:
             self.open_file(job.output_path)
+        self._sync_tools()
 
     # messages and closing ----------------------------------------------------------------------------
     def report(self, text: str, error: bool = False) -> None:
@@ -394,10 +526,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         """Let the worker stop between batches: its job is paused and resumes next time."""
         self._closing = True
+        for worker in list(self._detecting.values()):  # a detection cannot be interrupted; it is short
+            worker.wait()
         if self.busy:
-            self.statusBar().showMessage("pausing the running job after its current batch…")
+            self.statusBar().showMessage("pausing the running job…")
             self.worker.request_stop()
-            while not self.worker.wait(50):  # keep repainting while the batch finishes
+            while not self.worker.wait(50):  # keep repainting while the job stops
                 QApplication.processEvents()
         self.prefs.sync()
         super().closeEvent(event)

@@ -57,6 +57,11 @@ class MaskLayer:
     def full_box(self) -> Box:
         return (0, 0) + self.mask.shape
 
+    @property
+    def stroking(self) -> bool:
+        """A stroke is under way (between begin_stroke and end_stroke)."""
+        return self._saved is not None
+
     def resize_brush(self, factor: float) -> float:
         self.radius = float(min(MAX_RADIUS, max(MIN_RADIUS, self.radius * factor)))
         return self.radius
@@ -137,10 +142,30 @@ class MaskLayer:
         self._push(_Step([(self.full_box, None)]))
         self._changed(self.full_box)
 
-    def replace(self, mask: np.ndarray) -> None:
+    def add_damage(self, found: np.ndarray) -> int:
+        """Mark ``found`` (bool HxW, e.g. the detector's suggestion) as damaged too, keeping what
+        was painted, as one undo step that saves only the box of newly marked pixels; returns
+        how many pixels it newly marked."""
+        found = np.asarray(found, dtype=bool)
+        self._check_shape(found)
+        new = found & ~self.mask
+        rows, cols = np.flatnonzero(new.any(axis=1)), np.flatnonzero(new.any(axis=0))
+        if rows.size == 0:
+            return 0
+        box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+        self._push(_Step([(box, self._region(box).copy())]))
+        y0, x0, y1, x1 = box
+        self._region(box)[:] |= found[y0:y1, x0:x1]
+        self._changed(box)
+        return int(new[y0:y1, x0:x1].sum())
+
+    def _check_shape(self, mask: np.ndarray) -> None:
         if mask.shape != self.mask.shape:
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} pixels but the image is "
                              f"{self.mask.shape[1]}x{self.mask.shape[0]}")
+
+    def replace(self, mask: np.ndarray) -> None:
+        self._check_shape(mask)
         self._push(_Step([(self.full_box, self.mask.copy())]))
         self.mask[:] = mask
         self._changed(self.full_box)

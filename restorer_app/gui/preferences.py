@@ -81,6 +81,24 @@ class Preferences:
     def batch_size(self, value: int) -> None:
         self._s.setValue("restore/batch_size", int(value))
 
+    @property
+    def last_folder(self) -> str:
+        """The folder last queued with Add folder."""
+        return self._get("queue/last_folder", "")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._s.setValue("queue/last_folder", value)
+
+    @property
+    def auto_damage_for_folders(self) -> bool:
+        """Add folder finds each scan's damage automatically (the checkbox, remembered)."""
+        return self._get("queue/auto_damage", "false", str).lower() in ("true", "1")
+
+    @auto_damage_for_folders.setter
+    def auto_damage_for_folders(self, value: bool) -> None:
+        self._s.setValue("queue/auto_damage", "true" if value else "false")
+
     def restore_settings(self) -> dict:
         """The RestoreSettings dict a new job gets."""
         return {"preset": self.preset, "device": self.device, "model_path": self.model_path or None,

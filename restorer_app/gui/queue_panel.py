@@ -1,11 +1,14 @@
 """The job queue as a table: state, patch progress bar, speed, ETA, and the actions on it.
 
 It reads the shared SQLite queue (so jobs added from the command line show up too) and
-overlays live progress from the worker's events between refreshes.
+overlays live progress from the worker's events between refreshes. Progress moves within a
+batch (the runner's ``progress`` events: fractional patches, measured speed and ETA); a job
+run by another process shows the fractional progress and ETA its runner writes to the queue.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer, QUrl, Signal
@@ -16,13 +19,14 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QHeaderVi
 
 from restorer_app.gui.messages import short_error
 from restorer_app.gui.preferences import Preferences
-from restorer_app.gui.progress import ProgressTracker
+from restorer_app.gui.progress import ProgressTracker, format_duration
 from restorer_app.jobs.queue import Job, JobQueue, JobState
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 COLUMNS = ["#", "File", "State", "Progress", "Speed", "ETA"]
 PROGRESS = COLUMNS.index("Progress")
 REFRESH_MS = 1000
+BAR_STEPS = 100  # progress bar units per patch, so a fraction of a batch shows
 
 
 class JobTableModel(QAbstractTableModel):
@@ -30,6 +34,7 @@ class JobTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.jobs: list[Job] = []
         self.trackers: dict[int, ProgressTracker] = {}
+        self.live: dict[int, tuple[float, dict]] = {}  # job id -> (when received, last progress event)
 
     def set_jobs(self, jobs: list[Job]) -> None:
         self.beginResetModel()
@@ -46,6 +51,36 @@ class JobTableModel(QAbstractTableModel):
             if job.id == job_id:
                 job.patches_done, job.patches_total = done, total
                 self.dataChanged.emit(self.index(row, PROGRESS), self.index(row, len(COLUMNS) - 1))
+
+    def step(self, event: dict) -> None:
+        """A runner ``progress`` event: fractional patches done, ``eta_s`` (None: estimating)."""
+        job_id = event["job_id"]
+        self.live[job_id] = (time.monotonic(), event)
+        for row, job in enumerate(self.jobs):
+            if job.id == job_id:
+                job.patches_total = event["total"]
+                self.dataChanged.emit(self.index(row, PROGRESS), self.index(row, len(COLUMNS) - 1))
+
+    def view(self, job: Job) -> tuple[float, str, str]:
+        """(patches done as a float, speed text, ETA text) as the table shows them."""
+        if job.state is not JobState.RUNNING:
+            return float(job.patches_done), "", ""
+        speed, eta = self.trackers.get(job.id, ProgressTracker()).describe()
+        received = self.live.get(job.id)
+        if received is not None:  # our worker runs it: its events are at most 0.2 s old
+            when, event = received
+            done = max(float(event["done"]), float(job.patches_done))
+            if event.get("patches_per_s"):
+                speed = f"{event['patches_per_s']:.2f} patches/s"
+            left = event.get("eta_s")
+            eta = "estimating…" if left is None else format_duration(max(0.0, left - (time.monotonic() - when)))
+        elif job.progress is not None:  # another process runs it: its last write (0.5 s or fresher)
+            done = max(job.progress, float(job.patches_done))
+            left = job.eta_s()
+            eta = "estimating…" if left is None else format_duration(left)
+        else:
+            done = float(job.patches_done)
+        return done, speed, eta
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.jobs)
@@ -67,28 +102,28 @@ class JobTableModel(QAbstractTableModel):
             return job
         if role != Qt.DisplayRole:
             return None
-        speed, eta = self.trackers.get(job.id, ProgressTracker()).describe()
-        if job.state is not JobState.RUNNING:
-            speed = eta = ""
+        done, speed, eta = self.view(job)
+        count = f"{done:.1f}" if job.state is JobState.RUNNING else f"{job.patches_done}"
         return {
             "#": job.id,
             "File": Path(job.input_path).name,
             "State": f"{job.state}: {job.error}" if job.error else str(job.state),
-            "Progress": f"{job.patches_done} / {job.patches_total or '?'} patches",
+            "Progress": f"{count} / {job.patches_total or '?'} patches",
             "Speed": speed,
             "ETA": eta,
         }[column]
 
 
 class ProgressDelegate(QStyledItemDelegate):
-    """Draws the Progress column as a bar counting patches."""
+    """Draws the Progress column as a bar counting patches (fractions of a batch included)."""
 
     def paint(self, painter, option, index):
         job: Job = index.data(Qt.UserRole)
+        done = index.model().view(job)[0]
         bar = QStyleOptionProgressBar()
         bar.rect = option.rect.adjusted(2, 3, -2, -3)
-        bar.minimum, bar.maximum = 0, max(1, job.patches_total)
-        bar.progress = job.patches_done if job.patches_total else 0
+        bar.minimum, bar.maximum = 0, max(1, job.patches_total) * BAR_STEPS
+        bar.progress = min(bar.maximum, int(done * BAR_STEPS)) if job.patches_total else 0
         bar.text, bar.textVisible = index.data(), True
         QApplication.style().drawControl(QStyle.CE_ProgressBar, bar, painter)
 
@@ -154,9 +189,14 @@ class QueuePanel(QWidget):
     def on_event(self, event: dict) -> None:
         if event["type"] == "job_started":  # speed counts from here, stored patches excluded
             self.model.trackers[event["job_id"]] = ProgressTracker()
+            self.model.live.pop(event["job_id"], None)
         if event["type"] == "patch_done":
             self.model.progress(event["job_id"], event["done"], event["total"], event["from_store"])
+        elif event["type"] == "progress":  # several a second: no database read
+            self.model.step(event)
         else:
+            if event["type"] in ("job_done", "job_failed", "job_paused", "job_cancelled"):
+                self.model.live.pop(event["job_id"], None)
             self.refresh()
 
     def selected_job(self) -> Job | None:
@@ -210,24 +250,25 @@ class QueuePanel(QWidget):
     def _open_folder(self, job: Job) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(job.output_path).parent)))
 
-    def add(self, input_path, mask_path=None) -> int | None:
+    def add(self, input_path, mask_path=None, scope: str | None = None) -> int | None:
         """Queue one file with the current preferences; errors become a message, not a raise."""
         input_path = Path(input_path)
         try:
             job_id = self.queue.add(input_path, self.prefs.output_for(input_path), mask_path=mask_path,
-                                    settings=self.prefs.restore_settings())
+                                    settings={**self.prefs.restore_settings(), **({"scope": scope} if scope else {})})
         except Exception as exc:
             self.message.emit(short_error(exc, input_path))
             return None
         self.refresh()
         return job_id
 
-    def add_many(self, paths) -> list[int]:
+    def add_many(self, paths, mask_path=None, scope: str | None = None) -> list[int]:
         """Queue every image among ``paths`` (folders are searched, not recursively)."""
         files = []
         for path in map(Path, paths):
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
-        added = [job_id for job_id in (self.add(f) for f in files) if job_id is not None]
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES  # not change maps, masks
+                            and not p.name.lower().endswith((".changes.png", ".mask.png"))) if path.is_dir() else [path]
+        added = [job_id for job_id in (self.add(f, mask_path, scope) for f in files) if job_id is not None]
         self.message.emit(f"queued {len(added)} of {len(files)} files")
         return added
 
@@ -237,6 +278,8 @@ class QueuePanel(QWidget):
             self.add_many(files)
 
     def add_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Queue every scan in a folder")
-        if folder:
-            self.add_many([folder])
+        from restorer_app.gui.restore_options import ask_folder  # the dialog with "find the damage"
+
+        choice = ask_folder(self, self.prefs)
+        if choice is not None:
+            self.add_many([choice.folder], **choice.options)
