@@ -235,9 +235,10 @@ def restore_image(
             raise RestoreCancelled(done, len(solve))
         batch = solve[first : first + size]
         stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
-        todo = [t for t in batch if stored.get(t.index) is None]
+        missing = any(stored.get(t.index) is None for t in batch)
+        todo = batch if missing else []  # a batch partly stored (a kill mid-way) is solved whole: same companions
         if steps is not None:
-            steps.start_batch(done + len(batch) - len(todo), len(todo), first + len(batch))
+            steps.start_batch(done, len(todo), first + len(batch))
         try:
             results = _solve_tiles(model, colour, mask, grid, todo, plan, device, steps, should_stop) if todo else {}
         except SolveStopped:

@@ -7,22 +7,28 @@ predicted means), then one finer level at a time, then all together. Non-finite 
 retried alone from their start point with half the step; a patch that still fails keeps its
 start point.
 
-Batch companions, exactly what holds (tests/test_restore.py measures it):
+Batch companions, exactly what holds (tests/test_restore.py checks it):
 - Mathematically a patch's result does not depend on its batch: losses are summed over patches,
   never averaged, the flow works per sample and Adam works element-wise.
 - Bitwise: the same batch (same patches in the same order), settings, device and thread count
   give the identical result. Resume relies on this alone: the pipeline solves fixed slices of the
-  tile list, so a resumed run meets every patch with the same companions.
-- Not bitwise across batch sizes or thread counts. On CPU, PyTorch picks the convolution kernel
-  from the batch size and thread count (oneDNN for a batch, the native kernel for a single patch,
-  and for 1x1 convolutions also for batches under 16 on one thread); their float32 rounding
-  differs by ~1e-7 per step, and Adam can amplify that over the schedule. Measured with the test
-  flow and the ``fast`` schedule on 16x16 patches, alone versus in a batch of 5, 22 inputs: the
-  largest pixel difference 1.8e-3 (median over inputs 2e-6), the mean at most 1.3e-5, below one
-  8-bit level; one thread against two, same batch: at most 1.7e-4. With a bug that lets patches
-  interact (masks or a loss scale shared across the batch) the same check shows 2e-2 to 0.7.
-  A retried patch runs in a smaller batch, so the same tolerance applies to it. CUDA (cuDNN picks
-  algorithms by shape too) was not measured; expect the same kind of tolerance, not bits.
+  tile list, so a resumed run meets every patch with the same companions. Restoring the same
+  image with another batch size or thread count (GUI preference against CLI default) is NOT
+  bit-identical.
+- Across batch sizes and thread counts, only a tolerance. On CPU, PyTorch picks the convolution
+  kernel from the batch size and thread count (oneDNN for a batch, its native kernel for a single
+  patch, and for 1x1 convolutions also for batches under 16 on one thread); their float32
+  rounding differs by ~1e-7 per step and the optimisation amplifies it. Measured after the
+  ``fast`` schedule (patches in [-0.5, 0.5]; one 8-bit level is 3.9e-3):
+  * bundled model, four 64x64 patches of a noisy Kodak crop: alone vs batched, largest pixel
+    difference 1.1e-2 (mean 5e-4) in float32, 1.4e-2 (mean 1.1e-3) with the CPU's bfloat16
+    autocast; one thread vs two, same batch: 8e-3 (mean 3e-4) / 1.3e-2 (mean 1.2e-3); a batch
+    of 2 vs the same patches in a batch of 4 (same kernels): bit-identical;
+  * the test flow, 16x16 patches, 22 inputs, alone vs in a batch of 5: largest 1.8e-3, mean at
+    most 1.3e-5; a bug that lets patches interact (masks or a loss scale shared across the
+    batch) shows 2e-2 to 0.7 there, which is what the test's tolerance separates.
+  Retried patches run in a smaller batch, so the same tolerance applies to them. CUDA (cuDNN also
+  picks algorithms by shape) was not measured: expect a tolerance of the same kind, not bits.
 """
 
 from __future__ import annotations
