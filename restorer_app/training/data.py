@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}  # WebP: packed lossless
 
 
 def find_images(folders) -> list[Path]:

@@ -133,7 +133,11 @@ class Trainer:
         self.train_seconds = state["train_seconds"]
         self.last_heldout_bpd = state["last_heldout_bpd"]
         self.sampler.set_state(state["sampler_rng"].cpu())
-        self.noise.set_state(state["noise_rng"].cpu())
+        try:
+            self.noise.set_state(state["noise_rng"].cpu())
+        except (RuntimeError, ValueError):  # saved on another device type: its generator differs
+            self.noise.manual_seed(self.settings.seed + 1 + self.step)
+            self.echo(f"checkpoint from another device type: dequantisation noise reseeded at step {self.step}")
 
     def _load_init(self, path: str) -> dict:
         """Start from trained weights; returns their metadata so the export can add it up."""
