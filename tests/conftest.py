@@ -45,3 +45,26 @@ def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
         cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(4, 20)
         image[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = rng.uniform(0, 1, 3)
     return np.clip(image, 0, 1).astype(np.float32)
+
+
+class DictStore:
+    """An in-memory patch store that counts its writes."""
+
+    def __init__(self):
+        self.patches, self.puts = {}, 0
+
+    def get(self, index):
+        return self.patches.get(index)
+
+    def put(self, index, patch):
+        self.puts += 1
+        self.patches[index] = patch.copy()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; more only spin against other busy processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtCore import QPoint  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import QDialog  # noqa: E402
 

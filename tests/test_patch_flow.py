@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from restorer_app.flow.patch_flow import PatchFlow, PatchFlowConfig, load_patch_flow, save_patch_flow

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_flow, synthetic_photo
+from conftest import DictStore, make_tiny_flow, synthetic_photo
 from restorer_app.jobs.queue import JobQueue, JobState, Owner
 from restorer_app.progress_bar import PatchProgressBar
 from restorer_app.restore import pipeline
@@ -23,29 +23,12 @@ from restorer_app.restore.solver import SolveStopped, solve_batch
 FAST = RestoreSettings(preset="fast", device="cpu", mixed_precision=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def model():
     return make_tiny_flow(hidden=8, levels=2, steps=1)
-
-
-class DictStore:
-    def __init__(self):
-        self.patches, self.puts = {}, 0
-
-    def get(self, index):
-        return self.patches.get(index)
-
-    def put(self, index, patch):
-        self.puts += 1
-        self.patches[index] = patch.copy()
 
 
 def test_progress_moves_within_a_single_batch(model):

@@ -11,21 +11,9 @@ from restorer_app.restore.settings import PRESETS, RestoreSettings
 from restorer_app.restore.solver import solve_batch
 from restorer_app.restore.strength import estimate_noise_sigma
 from restorer_app.restore.tiling import Assembler, extract_patch, plan_tiles
-from tests.conftest import make_tiny_flow, synthetic_photo
+from tests.conftest import DictStore, make_tiny_flow, synthetic_photo
 
 FAST = RestoreSettings(preset="fast", device="cpu", mixed_precision=False)
-
-
-class DictStore:
-    def __init__(self):
-        self.patches, self.puts = {}, 0
-
-    def get(self, index):
-        return self.patches.get(index)
-
-    def put(self, index, patch):
-        self.puts += 1
-        self.patches[index] = patch.copy()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 300), (300, 7), (64, 64), (113, 57), (200, 130), (10, 10)])

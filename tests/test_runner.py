@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
 from conftest import make_tiny_flow, synthetic_photo
@@ -23,13 +22,7 @@ from restorer_app.jobs.runner import JobRunner, _Tracker
 from restorer_app.restore.settings import RestoreSettings
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; more only spin against other busy processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -62,18 +62,19 @@ class ActNorm(nn.Module):
         return x, logdet.expand(y.shape[0])
 
 
-class InvConv1x1(nn.Module):
-    """Invertible 1x1 convolution in LU form: log|det| is the sum of log|diag(U)|."""
+class LUWeight(nn.Module):
+    """An invertible square matrix W = P L U (P fixed permutation, L unit lower, U upper) from a
+    random rotation: log|det W| is the sum of log|diag(U)|, cheap and exact."""
 
-    def __init__(self, channels: int, generator: torch.Generator | None = None):
+    def __init__(self, dims: int, generator: torch.Generator | None = None):
         super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
+        q, _ = torch.linalg.qr(torch.randn(dims, dims, generator=generator))
         p, lower, upper = torch.linalg.lu(q)
         diag = torch.diagonal(upper)
         self.register_buffer("perm", p)
         self.register_buffer("sign_s", torch.sign(diag))
-        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1))
-        self.register_buffer("eye", torch.eye(channels))
+        self.register_buffer("lower_mask", torch.tril(torch.ones(dims, dims), -1))
+        self.register_buffer("eye", torch.eye(dims))
         self.lower = nn.Parameter(lower)
         self.upper = nn.Parameter(torch.triu(upper, 1))
         self.log_s = nn.Parameter(torch.log(torch.abs(diag)))
@@ -83,14 +84,20 @@ class InvConv1x1(nn.Module):
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
         return self.perm @ lower @ upper
 
+    def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        return torch.linalg.inv(self.weight().double()).to(dtype)
+
+
+class InvConv1x1(LUWeight):
+    """Invertible 1x1 convolution in LU form: log|det| is the sum of log|diag(U)| per pixel."""
+
     def forward(self, x):
         y = F.conv2d(x, self.weight()[:, :, None, None])
         logdet = x.shape[2] * x.shape[3] * self.log_s.sum()
         return y, logdet.expand(x.shape[0])
 
     def reverse(self, y):
-        inverse = torch.linalg.inv(self.weight().double()).to(y.dtype)
-        x = F.conv2d(y, inverse[:, :, None, None])
+        x = F.conv2d(y, self.inverse_weight(y.dtype)[:, :, None, None])
         logdet = y.shape[2] * y.shape[3] * self.log_s.sum()
         return x, logdet.expand(y.shape[0])
 

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from restorer_app.flow.layers import LUWeight
+
 
 @dataclass(frozen=True)
 class PatchFlowConfig:
@@ -68,33 +70,14 @@ class VecActNorm(nn.Module):
         return z * torch.exp(-self.log_scale) - self.loc
 
 
-class LULinear(nn.Module):
-    """y = W x with W = P L U (P fixed permutation, L unit lower, U upper): log|det| = sum log|s|."""
-
-    def __init__(self, dims: int, generator: torch.Generator | None = None):
-        super().__init__()
-        q, _ = torch.linalg.qr(torch.randn(dims, dims, generator=generator))
-        p, lower, upper = torch.linalg.lu(q)
-        diag = torch.diagonal(upper)
-        self.register_buffer("perm", p)
-        self.register_buffer("sign_s", torch.sign(diag))
-        self.register_buffer("lower_mask", torch.tril(torch.ones(dims, dims), -1))
-        self.register_buffer("eye", torch.eye(dims))
-        self.lower = nn.Parameter(lower * self.lower_mask)
-        self.upper = nn.Parameter(torch.triu(upper, 1))
-        self.log_s = nn.Parameter(torch.log(torch.abs(diag)))
-
-    def weight(self) -> torch.Tensor:
-        lower = self.lower * self.lower_mask + self.eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
-        return self.perm @ lower @ upper
+class LULinear(LUWeight):
+    """y = W x with W in LU form (shared with the image flow's 1x1 convolution)."""
 
     def forward(self, x):
         return x @ self.weight().T, self.log_s.sum().expand(x.shape[0])
 
     def reverse(self, y):
-        inverse = torch.linalg.inv(self.weight().double()).to(y.dtype)
-        return y @ inverse.T
+        return y @ self.inverse_weight(y.dtype).T
 
 
 class VecCoupling(nn.Module):
@@ -185,18 +168,11 @@ def save_patch_flow(model: PatchFlow, path, info: dict | None = None) -> None:
 
 
 def load_patch_flow(path, device="cpu") -> PatchFlow:
-    from safetensors import safe_open
-
-    from restorer_app.flow.weights import WeightsError, read_metadata
+    from restorer_app.flow.weights import WeightsError, load_tensors, read_metadata
 
     metadata = read_metadata(path)
     if metadata.get("kind") != "patchnr":
         raise WeightsError(path, "not a PatchNR patch-flow model")
-    model = PatchFlow(PatchFlowConfig.from_dict(metadata["config"]))
-    with safe_open(str(path), framework="pt") as handle:
-        state = {key: handle.get_tensor(key) for key in handle.keys()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise WeightsError(path, f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model = load_tensors(PatchFlow(PatchFlowConfig.from_dict(metadata["config"])), path)
     model.info = metadata
     return model.eval().to(device)

@@ -64,16 +64,21 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return json.loads(raw)
 
 
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Glow:
-    """Load a model for inference (eval mode, on ``device``)."""
-    path = Path(path) if path is not None else default_model_path()
-    metadata = read_metadata(path)
-    model = Glow(FlowConfig.from_dict(metadata["config"]))
+def load_tensors(model: torch.nn.Module, path) -> torch.nn.Module:
+    """Fill ``model`` with the tensors of a safetensors file that must match it exactly."""
     with safe_open(str(path), framework="pt") as handle:
         state = {key: handle.get_tensor(key) for key in handle.keys()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise WeightsError(path, f"weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Glow:
+    """Load a model for inference (eval mode, on ``device``)."""
+    path = Path(path) if path is not None else default_model_path()
+    metadata = read_metadata(path)
+    model = load_tensors(Glow(FlowConfig.from_dict(metadata["config"])), path)
     model.info = metadata
     model.source_path = path
     return model.eval().to(device)
