@@ -41,6 +41,7 @@ DETECTORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"detector": detect_d
 class Case(NamedTuple):
     set: str
     name: str  # photo name, with "-grey" for the greyscale copy
+    clean: np.ndarray  # the truth a restoration is scored against
     grainy: np.ndarray  # grain only: what a detector must leave alone
     damaged: np.ndarray
     mask: np.ndarray
@@ -69,7 +70,7 @@ def build_cases(set_name: str, limit: int | None = None) -> list[Case]:
         for name, clean, seed in variants:
             damaged, mask = add_scratches(clean, seed)
             grainy = add_gaussian_noise(clean, SCRATCH_GRAIN_SIGMA, seed)
-            cases.append(Case(set_name, name, grainy, damaged, mask))
+            cases.append(Case(set_name, name, clean, grainy, damaged, mask))
     return cases
 
 
