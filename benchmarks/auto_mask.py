@@ -2,7 +2,7 @@
 
 On the detection benchmark's cases (``benchmarks/detection.py``: photos downscaled 2x, crops of at
 most 256 px, scratches, dust and fibres on film grain), each crop is restored three ways:
-ours with ``--mask auto`` (the detector's mask, scope "mask", the preset given), ours with the
+ours with ``--mask auto`` (the detector's repair mask, scope "mask", the preset given), ours with the
 true mask, and OpenCV Navier-Stokes / Telea inpainting given the true mask. The figure that
 matters is PSNR inside the true damage: an archivist who lets the detector paint the mask must
 get at least what a classical tool gives with a perfect mask. Damage the detector misses stays
@@ -28,7 +28,7 @@ from benchmarks.metrics import masked_psnr, psnr
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degradation_info
-from restorer_app.restore.detect import detect_damage
+from restorer_app.restore.detect import repair_mask
 from restorer_app.restore.pipeline import restore_image
 from restorer_app.restore.settings import RestoreSettings
 
@@ -57,7 +57,7 @@ def main() -> None:
     for set_name in args.sets:
         for case in build_cases(set_name, args.limit):
             started = time.perf_counter()
-            detected = detect_damage(case.damaged)
+            detected = repair_mask(case.damaged)
             settings = RestoreSettings(preset=args.preset, device=args.device, scope="mask")
             auto = restore_image(case.damaged, detected, settings, model=model) if detected.any() else case.damaged
             true = restore_image(case.damaged, case.mask, settings, model=model)

@@ -11,7 +11,7 @@ from benchmarks.detection import tolerant_scores
 from restorer_app.cli import main as cli_main
 from restorer_app.restore.degradations import add_gaussian_noise, add_scratches
 from restorer_app.restore import detect
-from restorer_app.restore.detect import detect_damage, estimate_grain, tophat_baseline
+from restorer_app.restore.detect import detect_damage, estimate_grain, repair_mask, tophat_baseline
 from tests.conftest import synthetic_photo
 
 
@@ -88,6 +88,28 @@ def _patterns() -> dict[str, np.ndarray]:
 def test_grain_edges_and_texture_are_not_damage(name):
     grainy = add_gaussian_noise(_patterns()[name], 5, rng=1)
     assert detect_damage(grainy).mean() <= 0.002
+
+
+def test_repair_mask_covers_the_suggested_one_and_the_parts_of_defects_it_drops():
+    """Two touching specks of different levels fail the flatness test where their windows meet;
+    the repair mask (``--mask auto``) takes those parts back."""
+    image = add_gaussian_noise(_gradient(), 5, rng=0)
+    truth = np.zeros(image.shape[:2], np.uint8)
+    for centre, radius, value in [((40, 40), 3, 0.98), ((45, 40), 2, 0.8), ((90, 60), 1, 0.97), ((93, 60), 1, 0.8)]:
+        cv2.circle(truth, centre, radius, 1, -1)
+        cv2.circle(image, centre, radius, (value,) * 3, -1)
+    truth = truth.astype(bool)
+    suggested, repair = detect_damage(image), repair_mask(image)
+    assert repair.dtype == bool and repair.shape == truth.shape
+    assert not (suggested & ~repair).any()
+    assert (truth & repair).sum() >= 0.75 * truth.sum() > (truth & suggested).sum()
+    assert repair.sum() <= 3 * truth.sum()
+
+
+@pytest.mark.parametrize("name", ["photo with discs and stripes", "flat grey", "fine sine texture"])
+def test_repair_mask_leaves_grain_and_texture_almost_alone(name):
+    grainy = add_gaussian_noise(_patterns()[name], 5, rng=1)
+    assert repair_mask(grainy).mean() <= 0.005
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (2, 3, 4), (5, 1, 1), (7, 9, 2), (3, 40, 3)])

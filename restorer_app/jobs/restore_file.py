@@ -35,14 +35,14 @@ def changes_path(output_path) -> Path:
 
 
 def load_mask(mask_path, scan) -> np.ndarray | None:
-    """The damage mask: from a PNG, from the detector (``auto``), or None."""
+    """The damage mask: from a PNG, from the detector (``auto``: its high-recall repair mask), or None."""
     if not mask_path:
         return None
     if str(mask_path) == AUTO_MASK:
-        from restorer_app.restore.detect import detect_damage
+        from restorer_app.restore.detect import repair_mask
 
         image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
-        return detect_damage(image)
+        return repair_mask(image)
     return read_mask(mask_path, scan.pixels.shape[:2])
 
 

@@ -40,6 +40,13 @@ why each is there (every number was chosen on Kodak24, the validation set of
 8. Margin: the mask is grown by ``margin`` px (default 1) so a repair also covers the soft edge
    real debris has on a scan (F1 0.921 without it).
 
+9. Repair (``repair_mask``, for ``restore --mask auto``): a missed damaged pixel keeps its
+   near-white or near-black value while a false flag is only re-synthesised, so the repair mask
+   adds back what step 6 dropped next to a kept defect: candidates within 4 px of it and
+   near-extreme pixels (debris level >= 0.8) within 3 px, connected to it. Step 7 still looks
+   at the suggested flags only. PSNR ceiling of the missed damage on Kodak24 27.4 dB mean,
+   16.1 worst (suggested mask 18.8 / 12.3) for 2.8x the damaged area (2.3x).
+
 Cost: a dozen OpenCV filters; 2-3 s for a 4-megapixel photo on this 2-core CPU (the 15 x 15
 medians are a third of it). Not found: debris wider than 8 px, faint (semi-transparent) dust
 whose level is not near white or black, light debris on white and dark debris on black areas,
@@ -47,6 +54,8 @@ and debris inside dense texture of similar contrast (the texture bar rises over 
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -65,11 +74,39 @@ GRAIN_BLOCK = 16  # px: blocks of the grain estimate; the flattest tenth counts
 BAND_PIXELS, BAND_OVERLAP = 4_000_000, 64  # large images are searched in overlapping bands
 TOPHAT_BASELINE_ELEMENT, TOPHAT_BASELINE_THRESHOLD = 5, 0.4
 
+
+
+class Tuning(NamedTuple):
+    """The thresholds of one operating point of the detector."""
+
+    seed_contrast: float = SEED_CONTRAST
+    seed_texture: float = SEED_TEXTURE
+    seed_level: float = SEED_LEVEL
+    grow_contrast: float = GROW_CONTRAST
+    grow_texture: float = GROW_TEXTURE
+    grow_level: float = GROW_LEVEL
+    flat_level: float = FLAT_LEVEL
+    flat_std: float = 1.0  # allowed variation: this many times max(grain, FLAT_MIN_STD)
+    reach: int = 0  # px: candidates this close to a kept pixel, in its component, are kept too
+    hole: int = 0  # px: unflagged holes of at most this area inside flagged pixels are filled
+    flood: int = 0  # px: ... and then pixels this close whose debris level is at least flood_level
+    flood_level: float = 0.8
+
+
+SUGGEST = Tuning()  # the suggested mask (``detect_damage``): best pixel F1
+# For repair (``repair_mask``), chosen on Kodak24 by the PSNR that the damaged pixels left out of the
+# mask would cap a restoration at ("ceiling"), with the flagged area kept within ~3x the damage.
+# Most damage the suggested mask misses is the rest of a found defect that the flatness test drops
+# (two defects of different levels, or a defect and its halo, in one 7x7 window): the repair mask
+# takes back the candidates within 4 px of a kept pixel and the near-extreme pixels within 3 px.
+REPAIR = Tuning(reach=4, flood=3)
+REPAIR_MARGIN = 1
+
 _MEDIAN_TOP = 0.25
 _LAPLACIAN = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
-def detect_damage(image: np.ndarray, margin: int = 1) -> np.ndarray:
+def detect_damage(image: np.ndarray, margin: int = 1, tuning: Tuning = SUGGEST) -> np.ndarray:
     """Bool HxW mask (True = damaged) of dust, fibres and thin scratches in ``image``.
 
     ``image``: float HxW or HxWxC in [0, 1], C = 1, 3 or 4 (alpha, the last channel of 2 or 4,
@@ -89,9 +126,19 @@ def detect_damage(image: np.ndarray, margin: int = 1) -> np.ndarray:
     mask = np.zeros((height, width), bool)
     for top in tops:
         start, stop = max(top - BAND_OVERLAP, 0), min(top + rows + BAND_OVERLAP, height)
-        band = _detect_band(colour[start:stop], grain, margin)
+        band = _detect_band(colour[start:stop], grain, margin, tuning)
         mask[top : top + rows] = band[top - start : top - start + rows]
     return mask
+
+
+def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN) -> np.ndarray:
+    """Bool HxW mask for ``restore --mask auto``: the suggested mask of :func:`detect_damage`
+    and more, since a damaged pixel left out keeps its near-white or near-black value while a
+    pixel flagged in error is only re-synthesised. On Kodak24 (validation) it raises the
+    PSNR ceiling of the missed damage from 18.8 to 27.4 dB on average (worst crop 12.3 -> 16.1)
+    for 2.8x the damaged area instead of 2.3x; on a clean grainy crop it flags 0.5 % of the
+    pixels (0.2 % for the suggested mask)."""
+    return detect_damage(image, margin, REPAIR)
 
 
 def estimate_grain(plane: np.ndarray) -> float:
@@ -121,9 +168,17 @@ def _extremes(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return darkest, brightest
 
 
-def _detect_band(colour: np.ndarray, grain: float, margin: int) -> np.ndarray:
+def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning = SUGGEST) -> np.ndarray:
     darkest, brightest = _extremes(colour)
-    mask = _uncrowded(_debris(darkest, grain) | _debris(1.0 - brightest, grain))
+    light, dark = np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)
+    light_kept, light_candidates = _debris(light, grain, tuning)
+    dark_kept, dark_candidates = _debris(dark, grain, tuning)
+    mask = _uncrowded(light_kept | dark_kept)
+    if tuning.reach > 0 or tuning.flood > 0:
+        mask = (_extend(mask & light_kept, light_candidates, light, tuning)
+                | _extend(mask & dark_kept, dark_candidates, dark, tuning))
+    if tuning.hole > 0 and mask.any():
+        mask = _fill_holes(mask, tuning.hole)
     if margin > 0 and mask.any():
         mask = cv2.dilate(mask.view(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8)).view(bool)
     return mask
@@ -155,20 +210,34 @@ def _disc(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def _debris(level: np.ndarray, grain: float) -> np.ndarray:
-    """Debris of one polarity; ``level`` is the debris channel (near 1 on debris)."""
-    level = np.ascontiguousarray(level)
-    lines = _hysteresis_candidates(level, LINE_ELEMENT)
-    specks = _small_components(_hysteresis_candidates(level, SPECK_ELEMENT))
-    max_std = max(grain, FLAT_MIN_STD)
-    return _flat_and_extreme(lines | specks, level, max_std)
+def _debris(level: np.ndarray, grain: float, tuning: Tuning = SUGGEST) -> tuple[np.ndarray, np.ndarray]:
+    """Debris of one polarity, and the candidates it was picked from; ``level`` is the debris
+    channel (near 1 on debris)."""
+    lines = _hysteresis_candidates(level, LINE_ELEMENT, tuning)
+    specks = _small_components(_hysteresis_candidates(level, SPECK_ELEMENT, tuning))
+    max_std = tuning.flat_std * max(grain, FLAT_MIN_STD)
+    candidates = lines | specks
+    return _flat_and_extreme(candidates, level, max_std, tuning.flat_level), candidates
 
 
-def _hysteresis_candidates(level: np.ndarray, element: int) -> np.ndarray:
+def _extend(kept: np.ndarray, candidates: np.ndarray, level: np.ndarray, tuning: Tuning) -> np.ndarray:
+    """``kept`` and the candidates within ``reach`` px of it, then the near-extreme pixels within
+    ``flood`` px, each connected to a kept pixel (the parts of a defect the flatness test dropped)."""
+    if tuning.reach > 0 and kept.any():
+        near = cv2.dilate(kept.view(np.uint8), _disc(2 * tuning.reach + 1)).view(bool)
+        kept = _grow(kept, candidates & near)
+    if tuning.flood > 0 and kept.any():
+        near = cv2.dilate(kept.view(np.uint8), _disc(2 * tuning.flood + 1)).view(bool)
+        kept = _grow(kept, near & (level >= tuning.flood_level))
+    return kept
+
+
+def _hysteresis_candidates(level: np.ndarray, element: int, tuning: Tuning = SUGGEST) -> np.ndarray:
+    t = tuning
     contrast = level - cv2.morphologyEx(level, cv2.MORPH_OPEN, _disc(element))
     texture = _local_median(contrast, TEXTURE_WINDOW)
-    seeds = (contrast >= SEED_CONTRAST + SEED_TEXTURE * texture) & (level >= SEED_LEVEL)
-    weak = (contrast >= GROW_CONTRAST + GROW_TEXTURE * texture) & (level >= GROW_LEVEL)
+    seeds = (contrast >= t.seed_contrast + t.seed_texture * texture) & (level >= t.seed_level)
+    weak = (contrast >= t.grow_contrast + t.grow_texture * texture) & (level >= t.grow_level)
     return _grow(seeds, weak)
 
 
@@ -197,7 +266,7 @@ def _small_components(mask: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def _flat_and_extreme(mask: np.ndarray, level: np.ndarray, max_std: float) -> np.ndarray:
+def _flat_and_extreme(mask: np.ndarray, level: np.ndarray, max_std: float, min_level: float = FLAT_LEVEL) -> np.ndarray:
     """Flagged pixels whose flagged neighbours are near white on average and vary little."""
     if not mask.any():
         return mask
@@ -209,11 +278,23 @@ def _flat_and_extreme(mask: np.ndarray, level: np.ndarray, max_std: float) -> np
     mean = cv2.boxFilter(weighted, -1, window, normalize=False)[flagged] / count
     mean_square = cv2.boxFilter(weighted * level, -1, window, normalize=False)[flagged] / count
     variance = np.maximum(mean_square - mean * mean, 0.0)
-    keep = (mean >= FLAT_LEVEL) & (variance <= max_std * max_std)
+    keep = (mean >= min_level) & (variance <= max_std * max_std)
     out = np.zeros_like(mask)
     out[flagged[0][keep], flagged[1][keep]] = True
     return out
 
+
+def _fill_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
+    """``mask`` with its holes (unflagged components not touching the border) of at most
+    ``max_area`` px filled."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).view(np.uint8), connectivity=4)
+    h, w = mask.shape
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]
+    inside = (left > 0) & (top > 0) & (right < w) & (bottom < h)
+    fill = inside & (stats[:, cv2.CC_STAT_AREA] <= max_area)
+    fill[0] = False
+    return mask | fill[labels]
 
 
 def _uncrowded(mask: np.ndarray) -> np.ndarray:
