@@ -55,22 +55,25 @@ def few_scratches(side: int, coverage: float, count: int, seed: int) -> np.ndarr
 
 
 def run(image, mask, settings, model, max_batches: int | None) -> dict:
-    plans, batches, started = [], [0], time.perf_counter()
+    plans, done, started = [], [0], time.perf_counter()
 
-    def stop() -> bool:  # polled before each batch
-        batches[0] += 1
-        return max_batches is not None and batches[0] > max_batches
+    def count(progress) -> None:
+        done[0] = progress.done
+
+    def stop() -> bool:  # polled often; true once the timed batches are all finished
+        return max_batches is not None and done[0] >= max_batches * plans[0].batch_size
 
     try:
-        restore_image(image, mask, settings, model=model, on_plan=plans.append, should_stop=stop)
+        restore_image(image, mask, settings, model=model, on_plan=plans.append, on_progress=count, should_stop=stop)
         finished = True
     except RestoreCancelled:
         finished = False
     seconds = time.perf_counter() - started
     plan = plans[0]
     total_batches = math.ceil(plan.patches / plan.batch_size)
-    timed = min(total_batches, batches[0] - (0 if finished else 1))
+    timed = total_batches if finished else done[0] // plan.batch_size
     return {"scope": plan.scope, "tiles_solved": plan.patches, "tiles_in_image": plan.tiles_in_image,
+            "schedule": plan.schedule, "sigma": plan.sigma,
             "batches": total_batches, "batches_timed": timed, "measured_seconds": seconds,
             "seconds": seconds if finished else seconds / max(timed, 1) * total_batches, "extrapolated": not finished}
 
