@@ -34,13 +34,13 @@ def paint(doc, x, y, radius=2):
 def fake_detector(monkeypatch, result=None, error=None):
     calls = []
 
-    def detect_damage(image):
+    def repair_mask(image):
         calls.append(image.shape)
         if error is not None:
             raise error
         return result(image) if callable(result) else result
 
-    monkeypatch.setattr("restorer_app.restore.detect.detect_damage", detect_damage)
+    monkeypatch.setattr("restorer_app.restore.detect.repair_mask", repair_mask)  # what "auto" runs
     return calls
 
 
