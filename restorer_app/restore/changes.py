@@ -23,14 +23,26 @@ def to_levels(pixels: np.ndarray, depth: int) -> np.ndarray:
     """Float [0, 1] -> the integer levels a ``depth``-bit file stores (HxWxC), as the writer does."""
     top = np.float32(255 if depth == 8 else 65535)
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
-    return np.rint(np.clip(pixels.astype(np.float32), 0.0, 1.0) * top).astype(np.int64)
+    return np.rint(np.clip(pixels.astype(np.float32), 0.0, 1.0) * top).astype(np.int32)
+
+
+#: Rows compared at once: the integer copies of a 100-megapixel scan would otherwise take GBs.
+BAND_ROWS = 512
 
 
 def change_map(before: np.ndarray, after: np.ndarray, depth: int, mask: np.ndarray | None,
                spread: np.ndarray | None = None) -> np.ndarray:
     """uint8 HxWx3 change map of ``after`` against ``before`` (float HxW[xC] in [0, 1])."""
-    old, new = to_levels(before, depth), to_levels(after, depth)
-    moved = np.abs(new - old).max(axis=2)
+    out = np.zeros(before.shape[:2] + (3,), dtype=np.uint8)
+    for top in range(0, before.shape[0], BAND_ROWS):
+        rows = slice(top, top + BAND_ROWS)
+        out[rows] = _band(before[rows], after[rows], depth, None if mask is None else mask[rows],
+                          None if spread is None else spread[rows])
+    return out
+
+
+def _band(before, after, depth, mask, spread) -> np.ndarray:
+    moved = np.abs(to_levels(after, depth) - to_levels(before, depth)).max(axis=2)
     changed = moved > 0
     per_8bit = 1 if depth == 8 else 257
     out = np.zeros(changed.shape + (3,), dtype=np.uint8)
