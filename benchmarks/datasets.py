@@ -26,7 +26,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "test": ("mcmaster18", "cbsd68"),
     "both": ("kodak24", "mcmaster18", "cbsd68"),
 }
-_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 class EvalImage(NamedTuple):

@@ -1,11 +1,13 @@
 """Pack the training data for a lent GPU machine into .gpudata/ (git-ignored, carried by `run`).
 
-The machine receives at most 64 MiB. Nothing is re-encoded lossily: BSDS432 travels as its
-original JPEGs (the sampler downscales every JPEG 2-3x anyway), Urban100 as lossless WebP crops
-of its PNG originals (the central CROP x CROP pixels; lossless, so the content stays clean, only
-less of each image travels), and 8 Kodak24 images as lossless WebP for held-out bits/dim.
+The machine receives at most 64 MiB, the working tree (~20 MiB, checkpoint included) counted in.
+Nothing is re-encoded lossily: BSDS432 travels as its original JPEGs (the sampler downscales
+every JPEG 2-3x anyway), Urban100 as lossless WebP crops of its PNG originals (the central
+CROP x CROP pixels of every image: lossless, so the content stays clean, and all images rather
+than a few whole ones), and the first KODAK Kodak24 images as lossless WebP under eval/kodak24
+for held-out bits/dim and the speed benchmark (RESTORER_EVAL_DATA=.gpudata/eval).
 
-    python models/pack_gpu_data.py [--crop 512] [--budget-mib 56]
+    python models/pack_gpu_data.py [--crop 192] [--kodak 4] [--budget-mib 42]
 """
 
 from __future__ import annotations
@@ -31,18 +33,19 @@ def lossless_webp(source: Path, target: Path, crop: int | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crop", type=int, default=512)
-    parser.add_argument("--budget-mib", type=float, default=56.0)
+    parser.add_argument("--crop", type=int, default=192)
+    parser.add_argument("--kodak", type=int, default=4)
+    parser.add_argument("--budget-mib", type=float, default=42.0)
     parser.add_argument("--out", type=Path, default=ROOT / ".gpudata")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     (args.out / "train" / "bsds432").mkdir(parents=True)
     (args.out / "train" / "urban100").mkdir()
-    (args.out / "kodak8").mkdir()
+    (args.out / "eval" / "kodak24").mkdir(parents=True)
     for jpeg in sorted((SHARED / "train" / "bsds432").glob("*.jpg")):
         shutil.copy2(jpeg, args.out / "train" / "bsds432" / jpeg.name)
-    for png in sorted((SHARED / "eval" / "kodak24").glob("*.png"))[:8]:
-        lossless_webp(png, args.out / "kodak8" / f"{png.stem}.webp", None)
+    for png in sorted((SHARED / "eval" / "kodak24").glob("*.png"))[: args.kodak]:
+        lossless_webp(png, args.out / "eval" / "kodak24" / f"{png.stem}.webp", None)
     budget = args.budget_mib * 2**20
     used = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     packed = 0
@@ -55,7 +58,7 @@ def main() -> None:
             break
         used += size
         packed += 1
-    print(f"packed {args.out}: BSDS432 JPEGs, {packed} Urban100 lossless crops, 8 Kodak images; {used / 2**20:.1f} MiB")
+    print(f"packed {args.out}: BSDS432 JPEGs, {packed} Urban100 lossless crops, {args.kodak} Kodak images; {used / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -12,16 +12,22 @@ MINUTES=${1:-6}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-runs/gpu_out}
 CAMPAIGN=${CAMPAIGN:-models/campaign/flow-prior-h128}
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD  # the device has torch; the package runs from the tree
+export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD RESTORER_EVAL_DATA=$PWD/.gpudata/eval  # the package runs from the tree
+# The lent image has torch, Pillow, safetensors, OpenCV but not imagecodecs (28 MB, over the carry
+# budget); nothing here reads or writes PNG through it, so a stand-in that fails on use suffices.
+if ! python3 -c "import imagecodecs" 2>/dev/null; then
+  mkdir -p /tmp/shim && printf 'def __getattr__(name):\n    raise ImportError("imagecodecs is not installed here")\n' > /tmp/shim/imagecodecs.py
+  export PYTHONPATH=$PYTHONPATH:/tmp/shim
+fi
 mkdir -p "$OUT"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
 python3 -m restorer_app.cli train --data .gpudata/train/bsds432 .gpudata/train/urban100 \
   --out $CAMPAIGN.safetensors --resume --init models/flow-prior.safetensors \
   --hidden 128 --batch ${BATCH:-128} --lr 2e-4 --steps 60000 --latent-noise-warmup 1 --device "$DEVICE" \
-  --no-mixed-precision --eval-dir .gpudata/kodak8 --eval-every 250 --log-every 25 --checkpoint-every 100 \
+  --no-mixed-precision --eval-dir .gpudata/eval/kodak24 --eval-every 250 --log-every 25 --checkpoint-every 100 \
   --time-limit $(( MINUTES * 60 )) 2>&1 | tee "$OUT/train.out"
 cp $CAMPAIGN.ckpt.pt $CAMPAIGN.safetensors $CAMPAIGN.log.jsonl "$OUT/"
 for preset in fast standard best; do
   python3 -m benchmarks.speed --device "$DEVICE" --presets $preset --side ${SPEED_SIDE:-1024} --batching-side 0 --memory \
-    --out "$OUT/speed_${DEVICE}_$preset.json" 2>&1 | tee -a "$OUT/speed.out" || true
+    --out "$OUT/speed_${DEVICE}_$preset.json" || true  # at most 8 files come back: no extra log
 done
