@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPoint  # noqa: E402
-from PySide6.QtGui import QColor  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QColor, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QDialog  # noqa: E402
 
 from restorer_app.jobs.queue import JobState  # noqa: E402
@@ -157,6 +157,32 @@ def test_add_folder_can_queue_every_scan_with_automatic_masks(window, env, monke
     monkeypatch.setattr(restore_options.AddFolderDialog, "exec", answer(False))
     window.panel.buttons["Add folder…"].click()
     assert all(j.mask_path is None and j.settings["scope"] == "auto" for j in window.queue.list())
+
+
+def test_a_dropped_folder_asks_whether_to_find_the_damage(idle, env, monkeypatch):
+    from restorer_app.gui import restore_options
+
+    folder = env / "dropped"
+    folder.mkdir()
+    write_png(folder / "scan.png")
+    shown = []
+
+    def exec_(dialog):
+        shown.append(dialog.folder.text())
+        dialog.auto_damage.setChecked(True)
+        return QDialog.Accepted
+
+    monkeypatch.setattr(restore_options.AddFolderDialog, "exec", exec_)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    idle.dropEvent(QDropEvent(QPointF(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert shown == [str(folder)]  # the dialog opened on the dropped folder, not the last one
+    [job] = idle.queue.list()
+    assert job.input_path.endswith("scan.png") and job.mask_path == AUTO_MASK and job.settings["scope"] == "mask"
+
+    monkeypatch.setattr(restore_options.AddFolderDialog, "exec", lambda dialog: QDialog.Rejected)
+    idle.dropEvent(QDropEvent(QPointF(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert len(idle.queue.list()) == 1  # cancelled: nothing queued
 
 
 def test_an_automatic_mask_job_runs_to_the_end(window, env, qtbot, monkeypatch):

@@ -156,6 +156,21 @@ def test_remove_deletes_the_work_folder(home, photos):
     assert [j.id for j in q.list()] == [b, b + 1, b + 2]
 
 
+def test_remove_deletes_the_mask_file_the_app_wrote_but_not_the_users(home, photos, tmp_path):
+    q = JobQueue()
+    ours = q.new_mask_path(photos[0])
+    again = q.new_mask_path(photos[0])
+    assert ours.parent == home.resolve() / "masks" and again != ours  # one file per job, never shared
+    users = tmp_path / "painted.mask.png"
+    for mask in (ours, users):
+        Image.new("L", (4, 4), 255).save(mask)
+    a = q.add(photos[0], tmp_path / "a-out.png", mask_path=ours)
+    b = q.add(photos[1], tmp_path / "b-out.png", mask_path=users)
+    q.remove(a)
+    q.remove(b)
+    assert not ours.exists() and users.exists()
+
+
 def test_concurrent_claims_never_share_a_job(home, photos, tmp_path):
     q = JobQueue()
     ids = add_all(q, photos)

@@ -1,5 +1,5 @@
-"""Damage and changes in the GUI: the detector run off the GUI thread, the per-job mask files,
-and the colours of the "Show changes" overlay.
+"""Damage and changes in the GUI: the detector run off the GUI thread, and the colours of the
+"Show changes" overlay.
 
 The detector is the same call a job with ``mask_path="auto"`` makes
 (``restorer_app.jobs.restore_file.load_mask``), so "Detect damage" on screen suggests exactly
@@ -8,8 +8,6 @@ the mask an automatic job would use.
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +27,6 @@ CHANGES_FAINT = 70
 CHANGES_FULL = 32
 #: Lowest brightness of a nonzero green/blue channel, so a change of one level is still seen.
 CHANGES_FLOOR = 128
-
-MASKS_FOLDER = "masks"
-
 
 class DetectWorker(QThread):
     """Runs the damage detector on one scan; ``found(doc, mask)`` or ``failed(doc, line)``."""
@@ -58,21 +53,6 @@ class DetectWorker(QThread):
             self.failed.emit(self.doc, f"Detect damage: {short_error(exc)}")
         else:
             self.found.emit(self.doc, mask)
-
-
-def job_mask_path(home, input_path) -> Path:
-    """A new, unused file for the mask of one job: ``<home>/masks/<stem>-<time>-<random>.mask.png``.
-
-    Every queued job gets its own, so queuing the same scan again (another scope, a corrected
-    mask) never rewrites the mask an earlier job (queued, paused or retried later) reads.
-    """
-    folder = Path(home) / MASKS_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    while True:
-        path = folder / f"{Path(input_path).stem}-{stamp}-{secrets.token_hex(3)}.mask.png"
-        if not path.exists():
-            return path
 
 
 def change_overlay(changes: np.ndarray) -> np.ndarray:

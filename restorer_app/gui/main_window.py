@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QApplication, QColorDialog, QDockWidget, QFileDia
 
 from restorer_app.flow.weights import default_model_path, read_metadata
 from restorer_app.gui.about_dialog import AboutDialog
-from restorer_app.gui.damage import DetectWorker, change_map_for, job_mask_path
+from restorer_app.gui.damage import DetectWorker, change_map_for
 from restorer_app.gui.document import DocumentTab
 from restorer_app.gui.messages import short_error
 from restorer_app.gui.preferences import Preferences
@@ -214,14 +214,14 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        """Dropped images open in tabs; a dropped folder is queued as a batch."""
+        """Dropped images open in tabs; a dropped folder is queued as a batch, asking (like Add
+        folder) whether to find each scan's damage automatically."""
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
-        folders = [p for p in paths if p.is_dir()]
         self.open_files([p for p in paths if not p.is_dir()])
-        if folders:
-            self.panel.add_many(folders)
-            self.start_queue()
         event.acceptProposedAction()
+        added = [job for p in paths if p.is_dir() for job in self.panel.add_folder_dialog(str(p))]
+        if added:
+            self.start_queue()
 
     # mask and view tools --------------------------------------------------------------------------
     def _tool(self) -> str:
@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
         scope = effective_scope(has_mask, doc.scope_choice)
         mask_path = None
         if has_mask:
-            mask_path = job_mask_path(self.queue.home, doc.path)
+            mask_path = self.queue.new_mask_path(doc.path)
             if not self._try(lambda: doc.mask.save_png(mask_path), None, mask_path):
                 return None
         job_id = self.panel.add(doc.path, mask_path, scope)

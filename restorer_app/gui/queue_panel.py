@@ -277,9 +277,9 @@ class QueuePanel(QWidget):
         if files:
             self.add_many(files)
 
-    def add_folder_dialog(self) -> None:
+    def add_folder_dialog(self, folder: str | None = None) -> list[int]:
+        """Ask how to queue a folder (menu, button or a folder dropped on the window)."""
         from restorer_app.gui.restore_options import ask_folder  # the dialog with "find the damage"
 
-        choice = ask_folder(self, self.prefs)
-        if choice is not None:
-            self.add_many([choice.folder], **choice.options)
+        choice = ask_folder(self, self.prefs, folder)
+        return [] if choice is None else self.add_many([choice.folder], **choice.options)

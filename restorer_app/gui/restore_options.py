@@ -124,9 +124,9 @@ class AddFolderDialog(QDialog):
         return FolderChoice(Path(self.folder.text().strip()), self.auto_damage.isChecked())
 
 
-def ask_folder(parent, prefs) -> FolderChoice | None:
-    """Show the dialog (remembering the last folder and the checkbox in ``prefs``)."""
-    dialog = AddFolderDialog(prefs.last_folder, prefs.auto_damage_for_folders, parent)
+def ask_folder(parent, prefs, folder: str | None = None) -> FolderChoice | None:
+    """Show the dialog for ``folder`` (default: the last one; the checkbox as last time, from ``prefs``)."""
+    dialog = AddFolderDialog(folder or prefs.last_folder, prefs.auto_damage_for_folders, parent)
     if dialog.exec() != QDialog.Accepted:
         return None
     choice = dialog.choice()

@@ -137,7 +137,21 @@ class JobQueue:
         self.home = restorer_home(home)
         self.db_path = self.home / DB_NAME
         self.work_root = self.home / "work"
+        self.mask_root = self.home / "masks"
         self._create()
+
+    def new_mask_path(self, input_path) -> Path:
+        """A new, unused file for one job's mask: ``<home>/masks/<stem>-<time>-<random>.mask.png``.
+
+        Every queued job gets its own, so queuing the same scan again (another scope, a corrected
+        mask) never rewrites the mask an earlier job reads; ``remove`` deletes it with its job.
+        """
+        self.mask_root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        while True:
+            path = self.mask_root / f"{Path(input_path).stem}-{stamp}-{secrets.token_hex(3)}.mask.png"
+            if not path.exists():
+                return path
 
     # -- storage -----------------------------------------------------------------------------
 
@@ -246,13 +260,16 @@ class JobQueue:
             return self._job(db, job_id)
 
     def remove(self, job_id: int) -> None:
-        """Forget a job that is not running, and delete its stored patches."""
+        """Forget a job that is not running, and delete its stored patches and the mask file the
+        app wrote for it (a mask the user chose stays)."""
         with self._transaction() as db:
             job = self._job(db, job_id)
             if job.state is JobState.RUNNING:
                 raise JobError(f"job {job_id}: cannot remove a running job (cancel it first)")
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         shutil.rmtree(job.work_dir, ignore_errors=True)
+        if job.mask_path and Path(job.mask_path).parent == self.mask_root:  # ours, not the user's file
+            Path(job.mask_path).unlink(missing_ok=True)
 
     def move(self, job_id: int, new_position: int) -> None:
         """Put a job at index ``new_position`` of the list (clamped); the others keep their order."""
