@@ -7,7 +7,7 @@ import os
 import sys
 
 from restorer_app import __version__
-from restorer_app import cli_detect, cli_gui, cli_queue, cli_restore, cli_selftest, cli_train, runtime
+from restorer_app import cli_cluster, cli_detect, cli_gui, cli_queue, cli_restore, cli_selftest, cli_train, runtime
 from restorer_app.flow.weights import WeightsError
 from restorer_app.imaging.errors import ImageError
 
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restorer", description="Restore scanned photographs with a flow prior.")
     parser.add_argument("--version", action="version", version=f"restorer {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (cli_restore, cli_queue, cli_detect, cli_train, cli_gui, cli_selftest):
+    for module in (cli_restore, cli_queue, cli_cluster, cli_detect, cli_train, cli_gui, cli_selftest):
         module.add_parser(subparsers)
     return parser
 

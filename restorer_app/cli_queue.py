@@ -91,6 +91,15 @@ def run_change(args: argparse.Namespace) -> int:
 
 def run_jobs(args: argparse.Namespace) -> int:
     from restorer_app.jobs.runner import JobRunner
+
+    JobRunner(_queue(), on_event=event_printer(args.quiet), progress_events=not args.quiet).run(
+        until_empty=args.until_empty)
+    return 0
+
+
+def event_printer(quiet: bool):
+    """What ``queue run`` and ``cluster run`` print of a runner's events: a line when a job starts
+    and ends, and unless ``quiet`` a progress bar per job."""
     from restorer_app.progress_bar import PatchProgressBar
 
     bars: dict[int, PatchProgressBar] = {}
@@ -100,7 +109,7 @@ def run_jobs(args: argparse.Namespace) -> int:
         if kind == "job_started":
             resumed = f" (resuming: {event['stored']} patches stored)" if event["stored"] else ""
             print(f"job {job_id} started: {event['input']} -> {event['output']}{resumed}", flush=True)
-            if not args.quiet:
+            if not quiet:
                 bars[job_id] = PatchProgressBar(f"job {job_id} {Path(event['input']).name}")
         elif kind == "patch_done" and job_id in bars:
             bars[job_id].update(event["done"], event["total"], event["from_store"])
@@ -115,5 +124,4 @@ def run_jobs(args: argparse.Namespace) -> int:
             hint = f" (restorer queue retry {job_id} resumes it)" if kind == "job_paused" else ""
             print(f"job {job_id} {kind.removeprefix('job_')}: {event['error']}{hint}", flush=True)
 
-    JobRunner(_queue(), on_event=on_event, progress_events=not args.quiet).run(until_empty=args.until_empty)
-    return 0
+    return on_event

@@ -236,10 +236,10 @@ def test_progress_stays_monotonic_when_out_of_memory_splits_a_batch(monkeypatch)
     model = make_tiny_flow(hidden=4, levels=2, steps=1)
     solve_chunk = pipeline._solve_chunk
 
-    def small_memory(model, colour, mask, grid, tiles, plan, *args):
-        if len(tiles) > 2:
+    def small_memory(model, work, *args):
+        if len(work) > 2:
             raise torch.cuda.OutOfMemoryError("pretend")
-        return solve_chunk(model, colour, mask, grid, tiles, plan, *args)
+        return solve_chunk(model, work, *args)
 
     monkeypatch.setitem(PRESETS, "short", dict(PRESETS["fast"], stages=[(1, 5), (2, 5), (3, 20)], fp32_tail=5))
     photo = synthetic_photo(24, 24, seed=4)  # 9 patches: batches of 5 and 4, solved 2 at a time

@@ -14,14 +14,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from restorer_app.devices import resolve_device
-from restorer_app.flow.weights import default_model_path
 from restorer_app.imaging.errors import ImageError
 from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
-from restorer_app.restore.pipeline import PatchProgress, Plan, StepProgress, get_model, restore_image
+from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, Solver, StepProgress, restore_image
 from restorer_app.restore.settings import RestoreSettings
 
 #: ``mask_path`` value that asks for the detector's suggested mask instead of a file.
@@ -70,14 +68,15 @@ def restore_file(
     on_plan: Callable[[Plan], None] | None = None,
     model=None,
     on_step: Callable[[StepProgress], None] | None = None,
+    solver: Solver | None = None,
 ) -> dict:
-    """Restore ``input_path`` to ``output_path``; returns the provenance record's summary."""
+    """Restore ``input_path`` to ``output_path``; returns the provenance record's summary.
+    ``solver`` (default: this process, with ``model``) solves the batches, see restore_image."""
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)
     scan = read_image(input_path)
     mask = load_mask(mask_path, scan)
-    device = resolve_device(settings.device)
-    model = model if model is not None else get_model(settings, device)
+    solver = solver if solver is not None else LocalSolver(settings, model)
     started = dt.datetime.now(dt.timezone.utc)
     stats: dict = {"losses": [], "retries": 0, "failed": 0, "from_store": 0}
     plans: list[Plan] = []
@@ -98,8 +97,8 @@ def restore_file(
             on_plan(plan)
 
     image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
-    restored, spread = restore_image(image, mask, settings, model, progress, should_stop, patch_store, plan_made,
-                                     with_spread=True, on_step=on_step)
+    restored, spread = restore_image(image, mask, settings, None, progress, should_stop, patch_store, plan_made,
+                                     with_spread=True, on_step=on_step, solver=solver)
     if scan.alpha is not None:
         restored = restored[:, :, :-1]
     finished = dt.datetime.now(dt.timezone.utc)
@@ -107,7 +106,7 @@ def restore_file(
     depth = 8 if output_path.suffix.lower() in (".jpg", ".jpeg") else scan.bit_depth
     changes = change_map(scan.pixels, restored, depth, mask, spread if plan.views > 1 else None)
     summary = change_summary(changes)
-    model_path = getattr(model, "source_path", None) or default_model_path()
+    model_path = solver.model_path
     recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path),
                 "changed_fraction": summary["changed_fraction"], "synthesised_fraction": summary["synthesised_fraction"],
                 "largest_change_8bit_levels": summary["largest_change_8bit_levels"]}
@@ -132,12 +131,12 @@ def restore_file(
         model_path=model_path,
         settings=settings.to_dict(),
         seed=settings.seed,
-        device=str(device),
+        device=str(solver.device),
         started_at=started,
         finished_at=finished,
         patch_stats=patch_stats,
         extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path), "changes": summary,
-               "changes_file": changes_path(output_path).name, "model_info": getattr(model, "info", {})},
+               "changes_file": changes_path(output_path).name, "model_info": solver.model_info},
     )
     return {"output": str(output_path), "provenance": str(record_path), "scope": plan.scope,
             "changes": summary, **patch_stats}

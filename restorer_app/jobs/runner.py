@@ -1,4 +1,5 @@
-"""Work through the queue: the same code for ``restorer queue run`` and the GUI's worker thread.
+"""Work through the queue: the same code for ``restorer queue run``, the GUI's worker thread and
+``restorer cluster run`` (several runners on threads, their batches solved on Ray workers).
 
 Each job goes through :func:`restore_file` with a patch store in the job's work folder, so a
 cancelled, paused, crashed or killed job later resumes without computing a finished patch
@@ -26,7 +27,7 @@ from restorer_app.imaging.errors import ImageError
 from restorer_app.jobs.patch_store import DirectoryPatchStore
 from restorer_app.jobs.queue import Job, JobQueue, JobState, Owner
 from restorer_app.jobs.restore_file import restore_file
-from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled, StepProgress
+from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled, Solver, StepProgress
 from restorer_app.restore.settings import RestoreSettings
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,16 @@ class JobRunner:
     ``job_paused``, ``job_cancelled``; with ``progress_events`` also ``progress`` (at most every
     PROGRESS_EVERY_S and at every batch end: ``done`` float patches incl. the batch in work,
     ``total``, ``eta_s`` float or None while estimating, ``patches_per_s`` float or None,
-    ``elapsed_s``). It is asked for, so listeners written for the old event set are not flooded."""
+    ``elapsed_s``). It is asked for, so listeners written for the old event set are not flooded.
+
+    ``solver_for(settings)`` gives the solver of a job's batches (default: this process, with
+    ``model``)."""
 
     def __init__(self, queue: JobQueue, on_event: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, model=None, poll_interval: float = 2.0,
-                 progress_events: bool = False):
+                 progress_events: bool = False, solver_for: Callable[[RestoreSettings], Solver] | None = None):
         self.queue, self.on_event, self.should_stop, self.model = queue, on_event, should_stop, model
-        self.poll_interval, self.progress_events = poll_interval, progress_events
+        self.poll_interval, self.progress_events, self.solver_for = poll_interval, progress_events, solver_for
         self.owner = Owner()
         self.halted = False
 
@@ -123,9 +127,11 @@ class JobRunner:
             settings = RestoreSettings.from_dict(job.settings)
             store = DirectoryPatchStore(job.work_dir, _store_key(job, settings, self.model))
             self._emit("job_started", job.id, input=job.input_path, output=job.output_path, stored=len(store))
+            solver = self.solver_for(settings) if self.solver_for is not None else None
             summary = restore_file(job.input_path, job.output_path, settings, mask_path=job.mask_path,
                                    overwrite=job.overwrite, on_progress=on_progress, should_stop=stop_now,
-                                   patch_store=store, on_plan=on_plan, model=self.model, on_step=on_step)
+                                   patch_store=store, on_plan=on_plan, model=self.model, on_step=on_step,
+                                   solver=solver)
         except RestoreCancelled as stop:
             self._stopped(job, None if not self.halted else JobState.PAUSED, str(stop))
         except KeyboardInterrupt:

@@ -1,8 +1,11 @@
 """Restore one whole image: tile, solve batches of patches, blend, report, persist.
 
-This is the single code path behind the command line, the job queue and the GUI. Batches are
-fixed slices of the row-major list of tiles to solve, so a resumed run recomputes exactly the
-batches that had not finished, with the same companions, and produces the identical image.
+This is the single code path behind the command line, the job queue, the GUI and the cluster
+runner. Batches are fixed slices of the row-major list of tiles to solve, so a resumed run
+recomputes exactly the batches that had not finished, with the same companions, and produces the
+identical image. Where a batch is solved is the :class:`Solver`'s business: here, one batch at a
+time (:class:`LocalSolver`), or on Ray workers (jobs/cluster.py), which get the batch's windows as
+plain arrays (:class:`BatchWork`) and run the same :func:`solve_work`.
 
 Scope: with a damage mask the archivist's rule applies by default (``scope="mask"``): only
 masked pixels are replaced, every other pixel is returned exactly as given, and only tiles
@@ -17,6 +20,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 import cv2
@@ -111,6 +115,57 @@ class Plan:
     views: int = 1  # restorations averaged per tile; more than one gives a spread
 
 
+@dataclass
+class BatchWork:
+    """One batch as plain arrays, so it can be solved in this process or shipped to another
+    machine: per window shift, the tiles' degraded windows (NxPxPx3 float32) and their damaged
+    pixels (NxPxP bool). Start points are made where the batch is solved (hole filling is the
+    costly part of preparing a batch, and it would load the head of a cluster)."""
+
+    plan: Plan
+    margin: int
+    windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.windows.values()))[0])
+
+    def split(self, at: int) -> tuple["BatchWork", "BatchWork"]:
+        def part(rows: slice) -> BatchWork:
+            return BatchWork(self.plan, self.margin, {k: (p[rows], d[rows]) for k, (p, d) in self.windows.items()})
+
+        return part(slice(None, at)), part(slice(at, None))
+
+
+@dataclass
+class BatchResult:
+    patches: np.ndarray  # NxPxPx4 float32: restored colour and the spread over the views
+    stats: list[dict]  # per patch: loss, retries, failed
+
+
+class Submitted(Protocol):
+    def result(self, steps: "_StepReporter | None", should_stop: Callable[[], bool] | None) -> BatchResult:
+        """Wait for the batch; raises SolveStopped when ``should_stop()`` asks for it meanwhile."""
+
+    def cancel(self) -> None:
+        """The result will not be asked for (a stopped or failed restoration)."""
+
+
+class Solver(Protocol):
+    """Where batches are solved, and what the plan needs to know about it."""
+
+    device: torch.device  # the device that solves (the plan's batch size follows it)
+    bf16: bool  # whether bf16 autocast pays off there
+    patch_size: int
+    model_path: Path
+    model_info: dict
+    lookahead: int  # batches of one restoration in flight at most
+
+    def submit(self, make_work: Callable[[], BatchWork], wait: bool,
+               should_stop: Callable[[], bool] | None) -> Submitted | None:
+        """Start the batch ``make_work()`` makes when there is room for it; ``wait`` blocks until
+        there is (SolveStopped if ``should_stop()`` asks meanwhile), else None when there is not."""
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_model(path: str, device: str) -> Glow:
     return load_model(path, device)
@@ -156,12 +211,13 @@ def tiles_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[
 
 
 def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid,
-              solve: list[Tile] | None = None) -> Plan:
+              solve: list[Tile] | None = None, bf16: bool | None = None) -> Plan:
+    """``bf16``: whether the solving device has bf16 units (None: ask ``device`` here)."""
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
     if settings.strength != "auto":
         lam = float(settings.strength)
     default_batch = 256 if device.type == "cuda" else 64
-    mixed = settings.mixed_precision and bf16_supported(device)
+    mixed = settings.mixed_precision and (bf16_supported(device) if bf16 is None else bf16)
     masked = mask is not None and mask.any()
     schedule = {k: v for k, v in settings.schedule.items() if k != "holes_only"}
     if masked and sigma < HOLES_ONLY_SIGMA:  # holes in a clean scan: filling them pays for more steps
@@ -192,6 +248,7 @@ def restore_image(
     on_plan: Callable[[Plan], None] | None = None,
     with_spread: bool = False,
     on_step: Callable[[StepProgress], None] | None = None,
+    solver: Solver | None = None,
 ):
     """Restore ``image`` (float32 HxW[xC] in [0, 1]); ``mask`` True marks damaged pixels.
 
@@ -203,6 +260,9 @@ def restore_image(
     every optimiser step and at every batch end. ``should_stop`` is polled before every batch, before every optimiser step and
     between the flow's layers within a step (keep it cheap); true raises :class:`RestoreCancelled`
     within a fraction of a step. None of them changes a bit of the result.
+
+    ``solver`` (default: a :class:`LocalSolver` with ``model``) solves the batches; the next ones
+    are submitted while the oldest is awaited, up to its ``lookahead``, and taken in order.
     """
     started = time.monotonic()
     image = np.asarray(image, dtype=np.float32)
@@ -215,46 +275,59 @@ def restore_image(
     if not np.isfinite(colour).all():
         raise ValueError("image contains NaN or infinite values")
     scope = resolve_scope(settings.scope, mask)
-    device = resolve_device(settings.device)
-    model = model if model is not None else get_model(settings, device)
-    model = model.to(device).eval()
+    solver = solver if solver is not None else LocalSolver(settings, model)
     torch.manual_seed(settings.seed)
-    grid = plan_tiles(height, width, patch=model.config.patch_size, margin=MARGIN)
+    grid = plan_tiles(height, width, patch=solver.patch_size, margin=MARGIN)
     solve = tiles_to_solve(grid, mask, scope)
-    plan = make_plan(colour, mask, settings, device, grid, solve)
+    plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16)
     if on_plan:
         on_plan(plan)
     output = np.empty((height, width, 4), dtype=np.float32)  # colour + spread
     assembler = Assembler(grid, output)
     unsolved = _Unsolved(grid, colour, solve, assembler)
     size = plan.batch_size  # the fixed slices (a CUDA out-of-memory splits a slice, never moves it)
+    batches = [solve[first : first + size] for first in range(0, len(solve), size)]
     steps = _StepReporter(on_step, plan, len(solve), size, started) if on_step is not None else None
-    done = 0
-    for first in range(0, len(solve), size):
-        if should_stop is not None and should_stop():
-            raise RestoreCancelled(done, len(solve))
-        batch = solve[first : first + size]
-        stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
-        missing = any(stored.get(t.index) is None for t in batch)
-        todo = batch if missing else []  # a batch partly stored (a kill mid-way) is solved whole: same companions
-        if steps is not None:
-            steps.start_batch(done, len(todo), first + len(batch))
-        try:
-            results = _solve_tiles(model, colour, mask, grid, todo, plan, device, steps, should_stop) if todo else {}
-        except SolveStopped:
-            raise RestoreCancelled(done, len(solve)) from None
-        for tile in batch:
-            unsolved.add_before(tile.index)
-            from_store = stored.get(tile.index) is not None
-            patch, stats = (stored[tile.index], {}) if from_store else results[tile.index]
-            if patch_store is not None and not from_store:
-                patch_store.put(tile.index, patch)
-            assembler.add(tile, patch)
-            done += 1
-            if on_progress is not None:
-                on_progress(_progress(grid, tile, patch, done, len(solve), from_store, stats))
-        if steps is not None:
-            steps.end_batch(done)
+    pending: deque = deque()  # (batch, its stored patches, Submitted or None when all stored), oldest first
+    done = ahead = 0
+    try:
+        for _ in batches:
+            if should_stop is not None and should_stop():
+                raise RestoreCancelled(done, len(solve))
+            while ahead < len(batches) and len(pending) < solver.lookahead:
+                batch = batches[ahead]
+                stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
+                submitted = None
+                # a batch partly stored (a kill mid-way) is solved whole: same companions
+                if any(stored.get(t.index) is None for t in batch):
+                    submitted = solver.submit(functools.partial(batch_work, colour, mask, grid, batch, plan),
+                                              wait=not pending, should_stop=should_stop)
+                    if submitted is None:
+                        break
+                pending.append((batch, stored, submitted))
+                ahead += 1
+            batch, stored, submitted = pending.popleft()
+            if steps is not None:
+                steps.start_batch(done, len(batch) if submitted else 0, done + len(batch))
+            result = submitted.result(steps, should_stop) if submitted else None
+            for i, tile in enumerate(batch):
+                unsolved.add_before(tile.index)
+                from_store = stored.get(tile.index) is not None
+                patch, stats = (stored[tile.index], {}) if from_store else (result.patches[i], result.stats[i])
+                if patch_store is not None and not from_store:
+                    patch_store.put(tile.index, patch)
+                assembler.add(tile, patch)
+                done += 1
+                if on_progress is not None:
+                    on_progress(_progress(grid, tile, patch, done, len(solve), from_store, stats))
+            if steps is not None:
+                steps.end_batch(done)
+    except SolveStopped:
+        raise RestoreCancelled(done, len(solve)) from None
+    finally:
+        for _, _, submitted in pending:
+            if submitted is not None:
+                submitted.cancel()
     unsolved.add_before(len(grid))
     restored, spread = np.clip(output[:, :, :3], 0.0, 1.0), output[:, :, 3]
     if out_channels == 1:
@@ -267,6 +340,37 @@ def restore_image(
         restored = np.where(keep, image, restored)
         spread = np.where(mask, spread, 0.0).astype(np.float32)
     return (restored, spread) if with_spread else restored
+
+
+class LocalSolver:
+    """Solves each batch in this process when its result is asked for: one at a time, with
+    progress after every optimiser step and stops between two of them."""
+
+    lookahead = 1
+
+    def __init__(self, settings: RestoreSettings, model: Glow | None = None):
+        self.device = resolve_device(settings.device)
+        model = model if model is not None else get_model(settings, self.device)
+        self.model = model.to(self.device).eval()
+        self.bf16 = bf16_supported(self.device)
+        self.patch_size = self.model.config.patch_size
+        self.model_path = Path(getattr(model, "source_path", None) or default_model_path())
+        self.model_info = getattr(model, "info", {})
+
+    def submit(self, make_work, wait: bool, should_stop=None) -> Submitted:
+        return _Deferred(self, make_work())  # one batch at a time: asked only when none is in flight
+
+
+@dataclass
+class _Deferred:
+    solver: LocalSolver
+    work: BatchWork
+
+    def result(self, steps, should_stop) -> BatchResult:
+        return solve_work(self.solver.model, self.work, self.solver.device, steps, should_stop)
+
+    def cancel(self) -> None:
+        pass  # nothing was started
 
 
 class _Unsolved:
@@ -327,13 +431,29 @@ class _StepReporter:
             self.steps += 1
             self.chunk_done, self.chunk_total = steps_done, steps_total
             if self.steps >= ETA_WARMUP_STEPS:
-                self.samples.append((now, self.steps))
-                while len(self.samples) > 2 and self.samples[1][0] <= now - ETA_WINDOW_S \
-                        and self.steps - self.samples[1][1] >= ETA_MIN_STEPS:
-                    self.samples.popleft()
+                self._sample(now)
             self._emit(now)
 
         return on_step
+
+    def solved_elsewhere(self) -> None:
+        """The batch in work came back whole from another process: its steps count at once, and the
+        speed is measured from the start, since workers solve batches side by side."""
+        now = self.clock()
+        if not self.samples:
+            self.samples.append((self.started, self.steps))
+        batch_steps = math.ceil(self.todo / max(1, self.plan.batch_size)) * self.per_run
+        self.steps += batch_steps
+        self._sample(now)
+        per_step = self._seconds_per_step(now)
+        if per_step and batch_steps:
+            self.patch_rate = self.todo / batch_steps / per_step
+
+    def _sample(self, now: float) -> None:
+        self.samples.append((now, self.steps))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - ETA_WINDOW_S \
+                and self.steps - self.samples[1][1] >= ETA_MIN_STEPS:
+            self.samples.popleft()
 
     def end_batch(self, done: int) -> None:
         self.base, self.todo = float(done), 0
@@ -369,21 +489,35 @@ class _StepReporter:
                                   self.chunk_done, self.chunk_total))
 
 
-def _solve_tiles(model, colour, mask, grid, tiles, plan: Plan, device, steps: _StepReporter | None = None,
-                 should_stop=None, offset: int = 0) -> dict:
-    """Restore ``tiles``; a CUDA out-of-memory halves the batch and goes on."""
+def solve_work(model, work: BatchWork, device, steps: _StepReporter | None = None, should_stop=None,
+               offset: int = 0) -> BatchResult:
+    """Restore one batch; the same call here and on a cluster worker. A CUDA out-of-memory halves
+    the batch and goes on."""
     try:
-        on_step = steps.for_chunk(offset, len(tiles)) if steps is not None else None
-        return _solve_chunk(model, colour, mask, grid, tiles, plan, device, on_step, should_stop)
+        on_step = steps.for_chunk(offset, len(work)) if steps is not None else None
+        return _solve_chunk(model, work, device, on_step, should_stop)
     except torch.cuda.OutOfMemoryError:
-        if len(tiles) == 1:
+        if len(work) == 1:
             raise
         torch.cuda.empty_cache()
-        half = len(tiles) // 2
-        plan.batch_size = max(1, half)
-        left = _solve_tiles(model, colour, mask, grid, tiles[:half], plan, device, steps, should_stop, offset)
-        return left | _solve_tiles(model, colour, mask, grid, tiles[half:], plan, device, steps, should_stop,
-                                   offset + half)
+        half = len(work) // 2
+        work.plan.batch_size = max(1, half)
+        first, second = work.split(half)
+        left = solve_work(model, first, device, steps, should_stop, offset)
+        right = solve_work(model, second, device, steps, should_stop, offset + half)
+        return BatchResult(np.concatenate([left.patches, right.patches]), left.stats + right.stats)
+
+
+def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan) -> BatchWork:
+    """The windows of ``tiles`` under every window shift of the plan's views."""
+    windows = {}
+    for shift in dict.fromkeys(view.shift for view in views_for(plan.schedule, grid.margin)):
+        shifted = [shifted_tile(t, shift) for t in tiles]
+        patches = np.stack([extract_patch(colour, grid, t) for t in shifted])
+        damaged = (np.stack([extract_patch(mask, grid, t) for t in shifted]) if mask is not None
+                   else np.zeros(patches.shape[:3], bool))
+        windows[shift] = (patches, damaged)
+    return BatchWork(plan, grid.margin, windows)
 
 
 def patch_inputs(colour, mask, grid, tiles) -> tuple[list, list, list]:
@@ -405,20 +539,21 @@ def to_batch(arrays, device) -> torch.Tensor:
     return stacked.permute(0, 3, 1, 2).contiguous().float().to(device)
 
 
-def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device, on_step=None, should_stop=None) -> dict:
+def _solve_chunk(model, work: BatchWork, device, on_step=None, should_stop=None) -> BatchResult:
+    plan = work.plan
     schedule = plan.schedule
-    views = views_for(schedule, grid.margin)
+    views = views_for(schedule, work.margin)
     inputs = {}  # per window shift: mirrored views share one extraction, hole fill and blur
-    for shift in dict.fromkeys(view.shift for view in views):
-        patches, valid, starts = patch_inputs(colour, mask, grid, [shifted_tile(t, shift) for t in tiles])
-        inputs[shift] = (to_batch(patches, device) - 0.5, to_batch(valid, device), to_batch(starts, device) - 0.5)
+    for shift, (patches, damaged) in work.windows.items():
+        starts = [start_point(patch, hole) for patch, hole in zip(patches, damaged)]
+        inputs[shift] = (to_batch(patches, device) - 0.5, to_batch(~damaged, device), to_batch(starts, device) - 0.5)
     x_hat, valid_t, start = ([to_view(inputs[view.shift][k], view) for view in views] for k in range(3))
     result = solve_batch(
         model,
         torch.cat(x_hat),
         torch.cat(valid_t),
         torch.cat(start),
-        torch.full((len(tiles) * len(views),), plan.lam, device=device),
+        torch.full((len(work) * len(views),), plan.lam, device=device),
         schedule["stages"],
         lr=schedule["lr"],
         fp32_tail=schedule["fp32_tail"],
@@ -426,15 +561,13 @@ def _solve_chunk(model, colour, mask, grid, tiles, plan: Plan, device, on_step=N
         on_step=on_step,
         should_stop=should_stop,
     )
-    n = len(tiles)
+    n = len(work)
     x, spread = average_views(list(result.x.split(n)), views)
     result.loss, result.retries, result.failed = result.loss[:n], result.retries.view(-1, n).sum(0), result.failed.view(-1, n).any(0)
     if plan.paste_known:
         x = torch.where(valid_t[0].bool(), x_hat[0], x)
         spread = torch.where(valid_t[0].bool(), torch.zeros_like(spread), spread)
     restored = torch.cat([(x + 0.5).clamp(0, 1), spread], dim=1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
-    out = {}
-    for i, tile in enumerate(tiles):
-        stats = {"loss": float(result.loss[i]), "retries": int(result.retries[i]), "failed": bool(result.failed[i])}
-        out[tile.index] = (np.ascontiguousarray(restored[i]), stats)
-    return out
+    stats = [{"loss": float(result.loss[i]), "retries": int(result.retries[i]), "failed": bool(result.failed[i])}
+             for i in range(n)]
+    return BatchResult(restored, stats)
