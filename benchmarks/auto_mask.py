@@ -8,7 +8,11 @@ matters is PSNR inside the true damage: an archivist who lets the detector paint
 get at least what a classical tool gives with a perfect mask. Damage the detector misses stays
 in the output and counts against it.
 
-    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 --preset standard
+``--prior-cue T`` adds a fourth way: the repair mask grown by the pixels that a ``fast``
+restoration of the whole crop (no mask) moves by more than T/255 (``benchmarks/prior_cue.py``
+measures that cue's recall and precision alone).
+
+    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 --preset standard [--prior-cue 20]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tag", default="test")
+    parser.add_argument("--prior-cue", type=float, help="also restore with the repair mask plus the prior's cue at T/255")
     args = parser.parse_args()
     runtime.configure()
     model = load_model(default_model_path(), args.device)
@@ -66,13 +71,22 @@ def main() -> None:
             outputs = {"input": case.damaged, "ours_auto_mask": auto, "ours_true_mask": true,
                        "navier_stokes_true_mask": inpaint(navier_stokes, case.damaged, case.mask, info),
                        "telea_true_mask": inpaint(telea, case.damaged, case.mask, info)}
+            if args.prior_cue is not None:
+                whole = restore_image(case.damaged, None, RestoreSettings(preset="fast", device=args.device, scope="image"),
+                                      model=model)
+                grown = detected | (np.abs(case.damaged - whole).max(axis=2) * 255 > args.prior_cue)
+                outputs["ours_auto_prior_mask"] = restore_image(case.damaged, grown, settings, model=model)
+                row["prior_mask_fraction"] = float(grown.mean())
             for method, output in outputs.items():
                 row[method] = {"psnr": psnr(case.clean, output), "psnr_damaged": masked_psnr(case.clean, output, case.mask)}
             rows.append(row)
             print(f"{set_name}/{case.name}: damaged px  auto {row['ours_auto_mask']['psnr_damaged']:.2f}  "
                   f"true {row['ours_true_mask']['psnr_damaged']:.2f}  N-S {row['navier_stokes_true_mask']['psnr_damaged']:.2f}  "
-                  f"Telea {row['telea_true_mask']['psnr_damaged']:.2f}", flush=True)
+                  f"Telea {row['telea_true_mask']['psnr_damaged']:.2f}"
+                  + (f"  auto+prior {row['ours_auto_prior_mask']['psnr_damaged']:.2f}" if args.prior_cue is not None else ""),
+                  flush=True)
     methods = ["input", "ours_auto_mask", "ours_true_mask", "navier_stokes_true_mask", "telea_true_mask"]
+    methods += ["ours_auto_prior_mask"] if args.prior_cue is not None else []
     print("\n| set | images | " + " | ".join(methods) + " | auto >= N-S (images) |")
     print("|---|---|" + "---|" * (len(methods) + 1))
     summary = []
@@ -84,7 +98,7 @@ def main() -> None:
         print(f"| {set_name} | {len(group)} | " + " | ".join(f"{means[m]:.2f}" for m in methods) + f" | {wins}/{len(group)} |")
     report = {"benchmark": "auto_mask", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "model": str(default_model_path()),
-              "preset": args.preset, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
+              "preset": args.preset, "prior_cue": args.prior_cue, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
     out = RESULTS / f"auto_mask_{args.tag}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")

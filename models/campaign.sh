@@ -16,13 +16,16 @@ start)
   DATA=${RESTORER_TRAIN_DATA:-../shared/data/train}
   export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
   export MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_TOP_PAD_=268435456
-  nohup nice -n 15 restorer train --data "$DATA/bsds432" "$DATA/urban100" \
+  PY=${PYTHON:-python3}; [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python  # no venv needed on PATH
+  nohup nice -n 15 "$PY" -m restorer_app.cli train --data "$DATA/bsds432" "$DATA/urban100" \
     --out $DIR/flow-prior-h128.safetensors --resume --init models/flow-prior.safetensors \
     --hidden 128 --batch 32 --lr 2e-4 --steps 60000 --latent-noise-warmup 1 --device cpu \
     --eval-dir ../shared/data/eval/kodak24 --eval-every 250 --log-every 25 --checkpoint-every 100 \
     >> $DIR/train.out 2>&1 &
   echo $! > "$PIDFILE"
-  echo "started (pid $!), log: $DIR/train.out"
+  sleep 3
+  if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then rm -f "$PIDFILE"; echo "failed to start; see $DIR/train.out:" >&2; tail -n 3 $DIR/train.out >&2; exit 1; fi
+  echo "started (pid $(cat "$PIDFILE")), log: $DIR/train.out"
   ;;
 stop)
   if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
