@@ -49,7 +49,8 @@ def main() -> None:
     for k in keys:
         print(k, "recall %.3f precision %.3f f1 %.3f" % tuple(np.mean([r[k][m] for r in rows]) for m in ("recall", "precision", "f1")),
               "area %.2f" % np.mean([r[k + "_area"] for r in rows]) if k + "_area" in rows[0] else "")
-    Path(__file__).parent.joinpath("results", f"prior_cue_{'_'.join(sets)}.json").write_text(json.dumps(
+    split = "validation" if set(sets) <= {"kodak24"} else "test"  # results are named by split, not by photo set
+    Path(__file__).parent.joinpath("results", f"prior_cue_{split}.json").write_text(json.dumps(
         {"benchmark": "prior_cue", "sets": sets, "limit": limit, "preset": "fast", "thresholds_255": thresholds,
          "python": platform.python_version(), "model": str(default_model_path().name), "rows": rows}, indent=1))
 
