@@ -29,6 +29,7 @@ import torch
 from benchmarks.baselines import navier_stokes, telea
 from benchmarks.detection import build_cases
 from benchmarks.metrics import masked_psnr, psnr
+from benchmarks.prior_cue import prior_change
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degradation_info
@@ -72,9 +73,7 @@ def main() -> None:
                        "navier_stokes_true_mask": inpaint(navier_stokes, case.damaged, case.mask, info),
                        "telea_true_mask": inpaint(telea, case.damaged, case.mask, info)}
             if args.prior_cue is not None:
-                whole = restore_image(case.damaged, None, RestoreSettings(preset="fast", device=args.device, scope="image"),
-                                      model=model)
-                grown = detected | (np.abs(case.damaged - whole).max(axis=2) * 255 > args.prior_cue)
+                grown = detected | (prior_change(case.damaged, model, args.device) > args.prior_cue)
                 outputs["ours_auto_prior_mask"] = restore_image(case.damaged, grown, settings, model=model)
                 row["prior_mask_fraction"] = float(grown.mean())
             for method, output in outputs.items():

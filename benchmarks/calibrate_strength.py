@@ -22,7 +22,7 @@ from benchmarks.metrics import psnr
 from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
-from restorer_app.restore.pipeline import CLEAN_SIGMA, patch_inputs, to_batch
+from restorer_app.restore.pipeline import CLEAN_SIGMA, extract_windows, start_points, to_batch
 from restorer_app.restore.settings import PRESETS
 from restorer_app.devices import bf16_supported
 from restorer_app.restore.solver import solve_batch
@@ -39,11 +39,12 @@ def sweep(model, images, degradation, factors, preset, device, seed=0) -> list[d
         base, sigma = auto_lambda(degraded, mask)
         grid = plan_tiles(*degraded.shape[:2], patch=model.config.patch_size)
         tiles = list(grid.tiles())
-        patches, valid_px, starts = patch_inputs(degraded, mask, grid, tiles)
+        patches, damaged = extract_windows(degraded, mask, grid, tiles)
+        starts = start_points(patches, damaged)
         for factor in factors:
             jobs.append((item, degraded, mask, grid, tiles, factor, base * factor, sigma, len(x_hat)))
-            x_hat += patches
-            valid += valid_px
+            x_hat += list(patches)
+            valid += list(~damaged)
             start += starts
             lam += [base * factor] * len(tiles)
     schedule = PRESETS[preset]

@@ -25,6 +25,13 @@ from restorer_app.flow.weights import default_model_path, load_model
 THRESHOLDS = [10, 15, 20, 30, 45]  # /255
 
 
+def prior_change(damaged: np.ndarray, model, device: str = "cpu") -> np.ndarray:
+    """Per pixel, in 1/255: how far a whole-image ``fast`` restoration (no mask) moves the
+    largest channel. Flagging it above a threshold is the cue."""
+    restored = restore_image(damaged, None, RestoreSettings(preset="fast", device=device, scope="image"), model=model)
+    return np.abs(damaged - restored).max(axis=2) * 255
+
+
 def main() -> None:
     sets, limit = sys.argv[1].split(","), int(sys.argv[2])
     thresholds = THRESHOLDS
@@ -32,8 +39,7 @@ def main() -> None:
     rows = []
     for s in sets:
         for case in build_cases(s, limit):
-            restored = restore_image(case.damaged, None, RestoreSettings(preset="fast", device="cpu", scope="image"), model=model)
-            residual = np.abs(case.damaged - restored).max(axis=2) * 255
+            residual = prior_change(case.damaged, model)
             classical = repair_mask(case.damaged)
             row = {"image": f"{s}/{case.name}", "classical": tolerant_scores(classical, case.mask),
                    "classical_area": float(classical.mean() / case.mask.mean())}

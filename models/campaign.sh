@@ -19,7 +19,7 @@ start)
   DATA=${RESTORER_TRAIN_DATA:-../shared/data/train}
   export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
   export MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_TOP_PAD_=268435456
-  PY=${PYTHON:-python3}; [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python  # no venv needed on PATH
+  PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}  # no venv needed on PATH
   nohup nice -n 15 "$PY" -m restorer_app.cli train --data "$DATA/bsds432" "$DATA/urban100" \
     --out $DIR/flow-prior-h128.safetensors --resume --init models/flow-prior.safetensors \
     --hidden 128 --batch 32 --lr "${LR:-5e-5}" --steps 60000 --latent-noise-warmup 1 --device cpu \

@@ -510,26 +510,22 @@ def solve_work(model, work: BatchWork, device, steps: _StepReporter | None = Non
 
 def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan) -> BatchWork:
     """The windows of ``tiles`` under every window shift of the plan's views."""
-    windows = {}
-    for shift in dict.fromkeys(view.shift for view in views_for(plan.schedule, grid.margin)):
-        shifted = [shifted_tile(t, shift) for t in tiles]
-        patches = np.stack([extract_patch(colour, grid, t) for t in shifted])
-        damaged = (np.stack([extract_patch(mask, grid, t) for t in shifted]) if mask is not None
-                   else np.zeros(patches.shape[:3], bool))
-        windows[shift] = (patches, damaged)
+    shifts = dict.fromkeys(view.shift for view in views_for(plan.schedule, grid.margin))
+    windows = {shift: extract_windows(colour, mask, grid, [shifted_tile(t, shift) for t in tiles]) for shift in shifts}
     return BatchWork(plan, grid.margin, windows)
 
 
-def patch_inputs(colour, mask, grid, tiles) -> tuple[list, list, list]:
-    """Per tile: the degraded patch, its valid-pixel mask and its MAP start point (HxWxC)."""
-    patches, valid, starts = [], [], []
-    for tile in tiles:
-        patch = extract_patch(colour, grid, tile)
-        damaged = extract_patch(mask, grid, tile) if mask is not None else np.zeros(patch.shape[:2], bool)
-        patches.append(patch)
-        valid.append(~damaged)
-        starts.append(start_point(patch, damaged))
-    return patches, valid, starts
+def extract_windows(colour, mask, grid: TileGrid, tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles' degraded windows (NxPxPxC) and their damaged pixels (NxPxP bool)."""
+    patches = np.stack([extract_patch(colour, grid, t) for t in tiles])
+    damaged = (np.stack([extract_patch(mask, grid, t) for t in tiles]) if mask is not None
+               else np.zeros(patches.shape[:3], bool))
+    return patches, damaged
+
+
+def start_points(patches: np.ndarray, damaged: np.ndarray) -> list[np.ndarray]:
+    """Where the MAP search of each window starts (holes filled, see prefill)."""
+    return [start_point(patch, hole) for patch, hole in zip(patches, damaged)]
 
 
 def to_batch(arrays, device) -> torch.Tensor:
@@ -545,8 +541,8 @@ def _solve_chunk(model, work: BatchWork, device, on_step=None, should_stop=None)
     views = views_for(schedule, work.margin)
     inputs = {}  # per window shift: mirrored views share one extraction, hole fill and blur
     for shift, (patches, damaged) in work.windows.items():
-        starts = [start_point(patch, hole) for patch, hole in zip(patches, damaged)]
-        inputs[shift] = (to_batch(patches, device) - 0.5, to_batch(~damaged, device), to_batch(starts, device) - 0.5)
+        inputs[shift] = (to_batch(patches, device) - 0.5, to_batch(~damaged, device),
+                         to_batch(start_points(patches, damaged), device) - 0.5)
     x_hat, valid_t, start = ([to_view(inputs[view.shift][k], view) for view in views] for k in range(3))
     result = solve_batch(
         model,
