@@ -92,7 +92,8 @@ def test_grain_edges_and_texture_are_not_damage(name):
 
 def test_repair_mask_covers_the_suggested_one_and_the_parts_of_defects_it_drops():
     """Two touching specks of different levels fail the flatness test where their windows meet;
-    the repair mask (``--mask auto``) takes those parts back."""
+    the repair mask (``--mask auto``) takes those parts back, and leaves out the picture around
+    them that the suggested mask's margin covers."""
     image = add_gaussian_noise(_gradient(), 5, rng=0)
     truth = np.zeros(image.shape[:2], np.uint8)
     for centre, radius, value in [((40, 40), 3, 0.98), ((45, 40), 2, 0.8), ((90, 60), 1, 0.97), ((93, 60), 1, 0.8)]:
@@ -101,9 +102,24 @@ def test_repair_mask_covers_the_suggested_one_and_the_parts_of_defects_it_drops(
     truth = truth.astype(bool)
     suggested, repair = detect_damage(image), repair_mask(image)
     assert repair.dtype == bool and repair.shape == truth.shape
-    assert not (suggested & ~repair).any()
+    assert not (truth & suggested & ~repair).any()
     assert (truth & repair).sum() >= 0.75 * truth.sum() > (truth & suggested).sum()
-    assert repair.sum() <= 3 * truth.sum()
+    assert (repair & ~truth).sum() < (suggested & ~truth).sum()
+    assert repair.sum() <= 1.5 * truth.sum()
+
+
+@pytest.mark.parametrize("value, width", [(0.97, 1), (0.97, 2), (0.03, 2)])
+def test_repair_mask_is_pixel_tight_around_a_scratch(value, width):
+    """A hard-edged scratch is repaired over its own pixels, not a margin of picture around it:
+    the pixels beside a thin scratch are what constrains its fill."""
+    image = add_gaussian_noise(_gradient(), 5, rng=0)
+    truth = np.zeros(image.shape[:2], np.uint8)
+    cv2.line(truth, (10, 20), (110, 70), 1, width)
+    truth = truth.astype(bool)
+    image[truth] = value
+    repair = repair_mask(image)
+    assert (truth & repair).sum() >= 0.98 * truth.sum()
+    assert (repair & ~truth).sum() <= 0.05 * truth.sum() < (detect_damage(image) & ~truth).sum()
 
 
 @pytest.mark.parametrize("name", ["photo with discs and stripes", "flat grey", "fine sine texture"])
