@@ -2,9 +2,9 @@
 
 The product starts from the Telea-filled patch blurred with sigma 1 px
 (``restorer_app.restore.prefill``); ``quality.py --start NAME`` swaps in one of these instead:
-``raw`` (hole-filled, not blurred), ``blurS`` (Gaussian sigma S px), ``nsS`` (holes filled by
-Navier-Stokes instead of Telea, then blurred by S px; ``ns0`` unblurred) or ``nlmH`` (OpenCV
-non-local means with filter strength H on the 0-255 scale).
+``raw`` (hole-filled, not blurred), ``blurS`` (Gaussian sigma S px), ``teleaS`` (holes filled
+by Telea, radius 5, as before quality log E32, then blurred by S px; ``telea0`` unblurred) or
+``nlmH`` (OpenCV non-local means with filter strength H on the 0-255 scale).
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from restorer_app.restore import pipeline, prefill
 
 
 def start_function(name: str):
-    if not (name == "raw" or name[:4] == "blur" or name[:3] == "nlm" or name[:2] == "ns"):
-        raise ValueError(f"start point {name!r}: expected raw, blurS, nsS or nlmH")
+    if not (name == "raw" or name[:4] == "blur" or name[:3] == "nlm" or name[:5] == "telea"):
+        raise ValueError(f"start point {name!r}: expected raw, blurS, teleaS or nlmH")
 
     def start(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
         if name == "raw":
             return prefill.start_point(patch, damaged, blur_sigma=0)
         if name.startswith("blur"):
             return prefill.start_point(patch, damaged, blur_sigma=float(name[4:]))
-        if name.startswith("ns"):
-            filled = _navier_stokes_fill(patch, damaged)
-            sigma = float(name[2:])
+        if name.startswith("telea"):
+            filled = _telea_fill(patch, damaged)
+            sigma = float(name[5:])
             return cv2.GaussianBlur(filled, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma else filled
         h = float(name[3:])
         as_bytes = np.clip(np.round(prefill.fill_holes(patch, damaged) * 255), 0, 255).astype(np.uint8)
@@ -40,11 +40,11 @@ def use_start_point(name: str) -> None:
     pipeline.start_point = start_function(name)
 
 
-def _navier_stokes_fill(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+def _telea_fill(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
     if not damaged.any() or damaged.all():
         return prefill.fill_holes(patch, damaged)
     as_bytes = np.clip(np.round(patch * 255), 0, 255).astype(np.uint8)
-    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), 1, cv2.INPAINT_NS).reshape(patch.shape)
+    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), 5, cv2.INPAINT_TELEA).reshape(patch.shape)
     out = patch.copy()
     out[damaged] = filled[damaged].astype(np.float32) / 255.0
     return out

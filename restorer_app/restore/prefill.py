@@ -1,7 +1,10 @@
-"""Start points for the latent MAP: holes filled (OpenCV Telea), then lightly blurred.
+"""Start points for the latent MAP: holes filled (OpenCV Navier-Stokes), then lightly blurred.
 
 FINDINGS: encoding the raw degraded patch puts latents far outside the training distribution;
 the deepest latent of a gently blurred (sigma 1 px), hole-filled patch is a stable start.
+Navier-Stokes (radius 1) fills a better start than Telea (radius 5): on Kodak24 with `standard`,
++0.16 dB inside 10x10 holes, +0.20 inside scratches and dust, +0.11 with holes, noise and JPEG
+(quality log E32).
 """
 
 from __future__ import annotations
@@ -9,18 +12,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-TELEA_RADIUS = 5
+INPAINT_RADIUS = 1
 BLUR_SIGMA = 1.0
 
 
 def fill_holes(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
-    """Fill damaged pixels of an HxWx3 float patch from their surroundings (8-bit Telea)."""
+    """Fill damaged pixels of an HxWxC float patch from their surroundings (8-bit Navier-Stokes)."""
     if not damaged.any():
         return patch
     if damaged.all():
         return np.full_like(patch, 0.5)
     as_bytes = np.clip(np.round(patch * 255), 0, 255).astype(np.uint8)
-    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), TELEA_RADIUS, cv2.INPAINT_TELEA)
+    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_NS).reshape(patch.shape)
     out = patch.copy()
     out[damaged] = filled[damaged].astype(np.float32) / 255.0
     return out
