@@ -90,6 +90,16 @@ def test_resume_equals_uninterrupted_run(photo_folder, tmp_path):
     assert b.info["steps"] == 6 and b.info["patches_seen"] == 24
 
 
+def test_patches_seen_counts_each_batch_when_a_resumed_run_changes_batch_size(photo_folder, tmp_path):
+    """The campaign resumes GPU checkpoints (batch 256) on the CPU (batch 32)."""
+    out = tmp_path / "m.safetensors"
+    Trainer(tiny_settings(photo_folder, out, steps=3, batch=4), echo=lambda *_: None).run()
+    Trainer(tiny_settings(photo_folder, out, steps=5, batch=2), resume=True, echo=lambda *_: None).run()
+    assert load_model(out).info["patches_seen"] == 3 * 4 + 2 * 2
+    logged = [json.loads(line)["patches_seen"] for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert logged[-1] == 16
+
+
 def test_fine_tuning_starts_from_the_given_weights(photo_folder, tmp_path):
     base = tiny_settings(photo_folder, tmp_path / "base.safetensors")
     Trainer(base, echo=lambda *_: None).run()

@@ -88,6 +88,7 @@ class Trainer:
             else None
         )
         self.step = 0
+        self.patches_seen = 0  # counted, not step x batch: a run resumed with another batch size
         self.stop_requested = False  # set from a signal handler: checkpoint, export, return
         self.skipped = 0
         self.train_seconds = 0.0
@@ -107,6 +108,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
+            "patches_seen": self.patches_seen,
             "skipped": self.skipped,
             "train_seconds": self.train_seconds,
             "last_heldout_bpd": self.last_heldout_bpd,
@@ -129,6 +131,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = state["step"]
+        self.patches_seen = state.get("patches_seen", self.step * self.settings.batch)  # older checkpoints: one batch size
         self.skipped = state["skipped"]
         self.train_seconds = state["train_seconds"]
         self.last_heldout_bpd = state["last_heldout_bpd"]
@@ -203,6 +206,7 @@ class Trainer:
         window_start, window_steps = time.monotonic(), 0
         while self.step < s.steps:
             values = self.train_step()
+            self.patches_seen += s.batch
             window_steps += 1
             for key, value in values.items():
                 self.window.setdefault(key, []).append(value)
@@ -212,7 +216,7 @@ class Trainer:
                 record = {k: _finite_mean(v) for k, v in self.window.items()}
                 record.update(
                     step=self.step,
-                    patches_seen=self.step * s.batch,
+                    patches_seen=self.patches_seen,
                     lr=learning_rate(s, self.step - 1),
                     skipped_total=self.skipped,
                     patches_per_second=window_steps * s.batch / max(elapsed, 1e-9),
@@ -245,7 +249,7 @@ class Trainer:
         earlier = self.init_info.get("patches_seen", 0)
         info = {
             "steps": self.step,
-            "patches_seen": earlier + self.step * s.batch,
+            "patches_seen": earlier + self.patches_seen,
             "batch": s.batch,
             "heldout_bpd": self.last_heldout_bpd,
             "heldout_set": Path(s.eval_dir).name if s.eval_dir else None,
