@@ -34,7 +34,6 @@ def prior_change(damaged: np.ndarray, model, device: str = "cpu") -> np.ndarray:
 
 def main() -> None:
     sets, limit = sys.argv[1].split(","), int(sys.argv[2])
-    thresholds = THRESHOLDS
     model = load_model(default_model_path(), "cpu")
     rows = []
     for s in sets:
@@ -43,7 +42,7 @@ def main() -> None:
             classical = repair_mask(case.damaged)
             row = {"image": f"{s}/{case.name}", "classical": tolerant_scores(classical, case.mask),
                    "classical_area": float(classical.mean() / case.mask.mean())}
-            for t in thresholds:
+            for t in THRESHOLDS:
                 cue = residual > t
                 row[f"prior{t}"] = tolerant_scores(cue, case.mask)
                 union = classical | cue
@@ -57,7 +56,7 @@ def main() -> None:
               "area %.2f" % np.mean([r[k + "_area"] for r in rows]) if k + "_area" in rows[0] else "")
     split = "validation" if set(sets) <= {"kodak24"} else "test"  # results are named by split, not by photo set
     Path(__file__).parent.joinpath("results", f"prior_cue_{split}.json").write_text(json.dumps(
-        {"benchmark": "prior_cue", "sets": sets, "limit": limit, "preset": "fast", "thresholds_255": thresholds,
+        {"benchmark": "prior_cue", "sets": sets, "limit": limit, "preset": "fast", "thresholds_255": THRESHOLDS,
          "python": platform.python_version(), "model": str(default_model_path().name), "rows": rows}, indent=1))
 
 

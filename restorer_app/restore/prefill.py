@@ -16,14 +16,16 @@ INPAINT_RADIUS = 1
 BLUR_SIGMA = 1.0
 
 
-def fill_holes(patch: np.ndarray, damaged: np.ndarray) -> np.ndarray:
-    """Fill damaged pixels of an HxWxC float patch from their surroundings (8-bit Navier-Stokes)."""
+def fill_holes(patch: np.ndarray, damaged: np.ndarray, method: int = cv2.INPAINT_NS,
+               radius: int = INPAINT_RADIUS) -> np.ndarray:
+    """Fill damaged pixels of an HxWxC float image from their surroundings (8-bit OpenCV
+    inpainting, Navier-Stokes unless ``method`` says otherwise); other pixels stay as given."""
     if not damaged.any():
         return patch
     if damaged.all():
         return np.full_like(patch, 0.5)
     as_bytes = np.clip(np.round(patch * 255), 0, 255).astype(np.uint8)
-    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_NS).reshape(patch.shape)
+    filled = cv2.inpaint(as_bytes, damaged.astype(np.uint8), radius, method).reshape(patch.shape)
     out = patch.copy()
     out[damaged] = filled[damaged].astype(np.float32) / 255.0
     return out
