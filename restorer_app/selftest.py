@@ -75,6 +75,20 @@ def check_restore(device: str) -> str:
     return f"{SIZE}x{SIZE}, noise 15 + hole, 'fast' on {device}: PSNR {before:.2f} -> {after:.2f} dB"
 
 
+def check_detector() -> str:
+    """The damage network ships and loads (``--mask auto`` needs it), and a speck is found."""
+    from restorer_app.restore.damage_net import damage_probability, default_detector_path, load_detector
+    from restorer_app.restore.detect import repair_mask
+
+    image = built_in_picture()
+    image[20:24, 70:74] = 0.97  # a speck on the green-blue gradient
+    score = float(damage_probability(load_detector(), image)[21:23, 71:73].mean())
+    found = repair_mask(image)[20:24, 70:74].mean()
+    if score < 0.5 or found < 1.0:
+        raise AssertionError(f"a speck scored {score:.2f} and {found:.0%} of it was found")
+    return f"{default_detector_path().name}: a speck scored {score:.2f} and found"
+
+
 def check_imaging(folder: Path) -> str:
     from restorer_app.imaging import ScanImage, read_image, write_image
 
@@ -128,6 +142,7 @@ def checks(device: str, folder: Path) -> list[tuple[str, Callable[[], str]]]:
     return [
         ("model", check_model),
         ("restore", lambda: check_restore(device)),
+        ("detector", check_detector),
         ("imaging", lambda: check_imaging(folder)),
         ("queue", lambda: check_queue(folder)),
         ("window", lambda: check_window(folder)),

@@ -122,6 +122,31 @@ def test_repair_mask_is_pixel_tight_around_a_scratch(value, width):
     assert (repair & ~truth).sum() <= 0.05 * truth.sum() < (detect_damage(image) & ~truth).sum()
 
 
+def _faint_speck() -> tuple[np.ndarray, np.ndarray]:
+    """A speck of level 0.84 on grainy 0.62 grey: contrast 0.22, under the seed bar of 0.25."""
+    image = add_gaussian_noise(np.full((64, 64, 3), 0.62, np.float32), 5, rng=0)
+    truth = np.zeros((64, 64), np.uint8)
+    cv2.circle(truth, (30, 30), 2, 1, -1)
+    cv2.circle(image, (30, 30), 2, (0.84,) * 3, -1)
+    return image, truth.astype(bool)
+
+
+def test_repair_mask_adds_a_faint_speck_the_network_vouches_for():
+    image, truth = _faint_speck()
+    assert not (detect_damage(image) & truth).any()
+    repair = repair_mask(image)
+    assert (repair & truth).sum() == truth.sum() and (repair & ~truth).sum() <= 2
+
+
+@pytest.mark.parametrize("offset, found", [(-1.0, False), (-0.01, False), (0.01, True)])
+def test_the_network_gate_decides_on_loose_candidates(monkeypatch, offset, found):
+    """The loose candidates are kept exactly when the network's mean score reaches the gate."""
+    image, truth = _faint_speck()
+    score = max(detect.REPAIR.gate + offset, 0.0)
+    monkeypatch.setattr(detect, "damage_probability", lambda net, im, where: np.full(im.shape[:2], score, np.float32))
+    assert (repair_mask(image) & truth).any() == found
+
+
 @pytest.mark.parametrize("name", ["photo with discs and stripes", "flat grey", "fine sine texture"])
 def test_repair_mask_leaves_grain_and_texture_almost_alone(name):
     grainy = add_gaussian_noise(_patterns()[name], 5, rng=1)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-CHECKS = ["model", "restore", "imaging", "queue", "window"]
+CHECKS = ["model", "restore", "detector", "imaging", "queue", "window"]
 HAS_GUI = importlib.util.find_spec("restorer_app.gui.main_window") is not None
 
 
@@ -28,4 +28,4 @@ def test_selftest_passes_on_cpu(tmp_path):
     assert "PSNR" in lines["restore"] and "bits/dim" in lines["model"]
     if HAS_GUI:
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "all 5 checks passed" in done.stdout
+        assert "all 6 checks passed" in done.stdout

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from restorer_app.bundle import bundled_file
 from restorer_app.flow.glow import FlowConfig, Glow
 
 DEFAULT_MODEL_NAME = "flow-prior.safetensors"
@@ -31,12 +31,7 @@ def default_model_path() -> Path:
     """The bundled model: $RESTORER_MODEL, else models/ beside the package (source or frozen)."""
     if os.environ.get("RESTORER_MODEL"):
         return Path(os.environ["RESTORER_MODEL"])
-    roots = [Path(getattr(sys, "_MEIPASS", "")), Path(__file__).resolve().parents[2]]
-    for root in roots:
-        candidate = root / "models" / DEFAULT_MODEL_NAME
-        if candidate.is_file():
-            return candidate
-    return roots[-1] / "models" / DEFAULT_MODEL_NAME
+    return bundled_file("models", DEFAULT_MODEL_NAME)
 
 
 def save_model(model: Glow, path: str | os.PathLike, info: dict | None = None) -> None:

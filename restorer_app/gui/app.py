@@ -11,17 +11,14 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from restorer_app import __version__
+from restorer_app.bundle import bundled_file
 
 log = logging.getLogger(__name__)
 
 
 def resource_path(name: str) -> Path:
     """A file in resources/: beside the package in a source tree, or in the frozen bundle."""
-    roots = [Path(getattr(sys, "_MEIPASS", "")), Path(__file__).resolve().parents[2]]
-    for root in roots:
-        if (root / "resources" / name).is_file():
-            return root / "resources" / name
-    return roots[-1] / "resources" / name
+    return bundled_file("resources", name)
 
 
 def create_app(argv=None) -> QApplication:

@@ -1,0 +1,142 @@
+"""Train the damage network (``restore/damage_net.py``) on the training photos with synthetic damage.
+
+Each example is a crop of a training photo, downscaled by 1.5-3x (area averaging: JPEG blocks and
+sensor noise go, as in the detection benchmark), with grain and then debris painted over it. The
+debris shapes are those of the "scratches" degradation (curves, fibres, specks); half of the
+crops are painted exactly as that degradation paints them, the other half more loosely (levels
+0.7-1 / 0-0.3, partly transparent, soft edges, grain 0-10/255), so the network learns debris in
+general rather than one painter. A pixel is damage where the debris moved it by at least 0.1, the
+degradation's own rule. The evaluation photos are never used: Kodak24 chooses the thresholds that
+``detect.py`` applies to the network's scores, McMaster18 and CBSD68 report.
+
+    python -m restorer_app.training.detector --out models/damage-net.safetensors --steps 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from restorer_app.restore.damage_net import DamageNet, debris_planes, save_detector
+from restorer_app.restore.detect import loose_candidates
+from restorer_app.restore.degradations import (
+    SCRATCH_GRAIN_SIGMA, add_gaussian_noise, paint_scratches, scratch_defects,
+)
+from restorer_app.training.data import find_images, load_rgb_uint8
+
+TRAIN_FOLDERS = ["../shared/data/train/bsds432", "../shared/data/train/urban100"]
+CROP = 96  # px of input; the loss is taken on the centre the unpadded network can see whole
+SCALES = (1.5, 3.0)
+VISIBLE = 0.1
+CANDIDATE_WEIGHT = 4.0  # loss weight of the pixels the detector asks about (its loose candidates)
+LOOSE_SHARE = 0.25  # of the crops painted loosely rather than as the degradation paints
+
+
+def _crop(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random CROP x CROP float crop, downscaled from a 1.5-3x larger region, maybe mirrored."""
+    scale = rng.uniform(*SCALES)
+    side = int(np.ceil(CROP * scale))
+    h, w = photo.shape[:2]
+    if h < side or w < side:
+        side = min(h, w)
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    region = photo[top : top + side, left : left + side]
+    crop = cv2.resize(region, (CROP, CROP), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop.transpose(1, 0, 2)
+    if rng.random() < 0.25:  # greyscale scans
+        crop = np.repeat(crop.mean(axis=2, keepdims=True), 3, axis=2)
+    return np.ascontiguousarray(crop)
+
+
+def _paint_loosely(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Debris of the degradation's shapes with wider levels, opacity and edge softness."""
+    h, w = image.shape[:2]
+    labels = scratch_defects(h, w, rng, coverage=rng.uniform(0.0, 0.04))
+    count = int(labels.max()) + 1
+    under = np.bincount(labels.ravel(), image.mean(axis=2).ravel(), count)
+    under /= np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    light = (under < 0.5) ^ (rng.random(count) < 0.2)
+    levels = np.where(light, rng.uniform(0.75, 1.0, count), rng.uniform(0.0, 0.25, count))
+    opacity = np.where(rng.random(count) < 0.8, 1.0, rng.uniform(0.7, 1.0, count))
+    alpha = np.where(labels > 0, opacity[labels], 0.0).astype(np.float32)
+    if rng.random() < 0.4:
+        alpha = np.maximum(alpha, cv2.GaussianBlur(alpha, (0, 0), rng.uniform(0.5, 1.0)))
+    paint = levels[labels].astype(np.float32)[:, :, None] + rng.normal(0.0, 0.02, (h, w, 1)).astype(np.float32)
+    out = image * (1 - alpha[:, :, None]) + paint * alpha[:, :, None]
+    out = np.round(np.clip(out, 0.0, 1.0) * 255.0) / 255.0
+    return out.astype(np.float32), np.abs(out - image).max(axis=2) >= VISIBLE
+
+
+def make_example(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(3xCROPxCROP debris planes, CROPxCROP bool damage, CROPxCROP bool candidates) from one
+    training photo; the candidates are the pixels the detector will ask the network about."""
+    clean = _crop(photo, rng)
+    if rng.random() >= LOOSE_SHARE:
+        damaged, mask = paint_scratches(add_gaussian_noise(clean, SCRATCH_GRAIN_SIGMA, rng), rng)
+    else:
+        grainy = add_gaussian_noise(clean, rng.uniform(0.0, 10.0), rng)
+        damaged, mask = _paint_loosely(grainy, rng)
+    if rng.random() < 0.5:  # light and dark debris are mirror images of each other
+        damaged = 1.0 - damaged
+    return debris_planes(damaged), mask, loose_candidates(damaged)
+
+
+def train(folders, out: Path, steps: int, batch: int = 16, width: int = 32, seed: int = 0, log_every: int = 50,
+          save_every: int = 250) -> None:
+    """Train from the photos in ``folders``; write ``out`` (every ``save_every`` steps and at the
+    end) and its loss log beside it (``.log.jsonl``)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    photos = [load_rgb_uint8(p) for p in find_images(folders)]
+    net = DamageNet(width)
+    optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps, pct_start=0.05)
+    log_path = out.with_suffix(".log.jsonl")
+    started = time.time()
+    with log_path.open("w") as log:
+        for step in range(1, steps + 1):
+            examples = [make_example(photos[rng.integers(len(photos))], rng) for _ in range(batch)]
+            planes = torch.from_numpy(np.stack([e[0] for e in examples]))
+            target = torch.from_numpy(np.stack([e[1] for e in examples])).float()[:, None]
+            asked = torch.from_numpy(np.stack([e[2] for e in examples])).float()[:, None]
+            r = net.reach
+            target, weight = target[:, :, r:-r, r:-r], 1.0 + (CANDIDATE_WEIGHT - 1.0) * asked[:, :, r:-r, r:-r]
+            loss = F.binary_cross_entropy_with_logits(net(planes), target, weight / weight.mean())
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            if step % log_every == 0 or step == steps:
+                record = {"step": step, "loss": round(loss.item(), 5), "seconds": round(time.time() - started, 1)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                print(record, flush=True)
+            if step % save_every == 0 or step == steps:  # a run cut short still leaves weights
+                save_detector(net, out, {"steps": step, "batch": batch, "crop": CROP, "seed": seed,
+                                         "data": [str(f) for f in folders], "loss": round(loss.item(), 5)})
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=TRAIN_FOLDERS, help="folders of training photos")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    train(args.data, args.out, args.steps, args.batch, args.width, args.seed)
+
+
+if __name__ == "__main__":
+    main()
