@@ -63,7 +63,9 @@ why each is there (every number was chosen on Kodak24, the validation set of
    22.22 / 0.34 %, 0.5: 22.52 / 0.39 %; looser or stricter candidate seeds were worse).
 
 Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU 0.8 s for the
-suggested mask and 1.9 s for the repair mask (its extension and the Telea fill of the cut). Not found: debris wider than 8 px, faint (semi-transparent) dust
+suggested mask and 9.2 s for the repair mask (``benchmarks/detection.py``): about 2 s for its
+extension and the Telea fill of the cut, the rest the damage network, which sees every 128-px
+tile holding a loose candidate (most of a photo). Not found: debris wider than 8 px, faint (semi-transparent) dust
 whose level is not near white or black, light debris on white and dark debris on black areas,
 and debris inside dense texture of similar contrast (the texture bar rises over it).
 """
