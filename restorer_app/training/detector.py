@@ -9,7 +9,8 @@ general rather than one painter. A pixel is damage where the debris moved it by 
 degradation's own rule. The evaluation photos are never used: Kodak24 chooses the thresholds that
 ``detect.py`` applies to the network's scores, McMaster18 and CBSD68 report. The loss weights
 the pixels the detector will ask about (its loose candidates) 4x: the network's job is to judge
-those, and it gained 0.5 dB on the Kodak24 proxy over an unweighted run.
+those (22.35 dB on the Kodak24 proxy of the quality log's E38, against 21.85 for a first run
+without the weight, with 2,000 steps and half the crops painted loosely).
 
     python -m restorer_app.training.detector --out models/damage-net.safetensors --steps 4000 --seed 2
 """
