@@ -201,14 +201,15 @@ def _extremes(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning = SUGGEST) -> np.ndarray:
     darkest, brightest = _extremes(colour)
     light, dark = np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)
-    light_kept, light_candidates = _debris(light, grain, tuning)
-    dark_kept, dark_candidates = _debris(dark, grain, tuning)
+    light_features, dark_features = _contrasts(light), _contrasts(dark)  # shared with the gate
+    light_kept, light_candidates = _debris(light_features, grain, tuning)
+    dark_kept, dark_candidates = _debris(dark_features, grain, tuning)
     mask = _uncrowded(light_kept | dark_kept)
     if tuning.reach > 0 or tuning.flood > 0:
         mask = (_extend(mask & light_kept, light_candidates, light, tuning)
                 | _extend(mask & dark_kept, dark_candidates, dark, tuning))
     if tuning.gate > 0:
-        mask = mask | _net_confirmed(colour, (light, dark), mask, tuning)
+        mask = mask | _net_confirmed(colour, (light_features, dark_features), mask, tuning)
     if tuning.hole > 0 and mask.any():
         mask = _fill_holes(mask, tuning.hole)
     if margin > 0 and mask.any():
@@ -218,11 +219,11 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
     return mask
 
 
-def _net_confirmed(colour: np.ndarray, levels, mask: np.ndarray, tuning: Tuning) -> np.ndarray:
+def _net_confirmed(colour: np.ndarray, features, mask: np.ndarray, tuning: Tuning) -> np.ndarray:
     """Defects under the seed bar that the damage network vouches for: candidates grown from
     looser seeds (no flatness test), each connected one kept when the network's mean score over
     it reaches ``tuning.gate``; the crowd test of step 7 still applies."""
-    candidates = _loose_candidates(levels, tuning)
+    candidates = _loose_candidates(features, tuning)
     count, labels = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)
     new = np.zeros(count, bool)
     new[labels[candidates & ~mask]] = True  # only components that would add something are scored
@@ -239,15 +240,16 @@ def _net_confirmed(colour: np.ndarray, levels, mask: np.ndarray, tuning: Tuning)
 def loose_candidates(image: np.ndarray, tuning: Tuning = REPAIR) -> np.ndarray:
     """Bool HxW: the pixels the repair mask asks the damage network about (its trainer weights them)."""
     darkest, brightest = _extremes(_colour_planes(image))
-    return _loose_candidates((np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)), tuning)
+    levels = (np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest))
+    return _loose_candidates([_contrasts(level) for level in levels], tuning)
 
 
-def _loose_candidates(levels, tuning: Tuning) -> np.ndarray:
+def _loose_candidates(features, tuning: Tuning) -> np.ndarray:
     loose = tuning._replace(seed_contrast=tuning.gate_seed_contrast, seed_texture=tuning.gate_seed_texture)
-    candidates = np.zeros(levels[0].shape, bool)
-    for level in levels:
-        specks = _small_components(_hysteresis_candidates(level, SPECK_ELEMENT, loose))
-        candidates |= _hysteresis_candidates(level, LINE_ELEMENT, loose) | specks
+    candidates = np.zeros(features[0][LINE_ELEMENT][0].shape, bool)
+    for contrasts in features:
+        specks = _small_components(_hysteresis_candidates(contrasts[SPECK_ELEMENT], loose))
+        candidates |= _hysteresis_candidates(contrasts[LINE_ELEMENT], loose) | specks
     return candidates
 
 
@@ -289,11 +291,12 @@ def _disc(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
-def _debris(level: np.ndarray, grain: float, tuning: Tuning = SUGGEST) -> tuple[np.ndarray, np.ndarray]:
-    """Debris of one polarity, and the candidates it was picked from; ``level`` is the debris
-    channel (near 1 on debris)."""
-    lines = _hysteresis_candidates(level, LINE_ELEMENT, tuning)
-    specks = _small_components(_hysteresis_candidates(level, SPECK_ELEMENT, tuning))
+def _debris(contrasts: dict, grain: float, tuning: Tuning = SUGGEST) -> tuple[np.ndarray, np.ndarray]:
+    """Debris of one polarity, and the candidates it was picked from; ``contrasts`` is
+    :func:`_contrasts` of the debris channel (near 1 on debris)."""
+    level = contrasts[LINE_ELEMENT][0]
+    lines = _hysteresis_candidates(contrasts[LINE_ELEMENT], tuning)
+    specks = _small_components(_hysteresis_candidates(contrasts[SPECK_ELEMENT], tuning))
     max_std = tuning.flat_std * max(grain, FLAT_MIN_STD)
     candidates = lines | specks
     return _flat_and_extreme(candidates, level, max_std, tuning.flat_level), candidates
@@ -311,10 +314,19 @@ def _extend(kept: np.ndarray, candidates: np.ndarray, level: np.ndarray, tuning:
     return kept
 
 
-def _hysteresis_candidates(level: np.ndarray, element: int, tuning: Tuning = SUGGEST) -> np.ndarray:
+def _contrasts(level: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(level, top-hat contrast, texture level) for each element size: computed once per band
+    and polarity, thresholded by the detector and again, more loosely, by the network's gate."""
+    out = {}
+    for element in (LINE_ELEMENT, SPECK_ELEMENT):
+        contrast = level - cv2.morphologyEx(level, cv2.MORPH_OPEN, _disc(element))
+        out[element] = (level, contrast, _local_median(contrast, TEXTURE_WINDOW))
+    return out
+
+
+def _hysteresis_candidates(features: tuple[np.ndarray, np.ndarray, np.ndarray], tuning: Tuning = SUGGEST) -> np.ndarray:
     t = tuning
-    contrast = level - cv2.morphologyEx(level, cv2.MORPH_OPEN, _disc(element))
-    texture = _local_median(contrast, TEXTURE_WINDOW)
+    level, contrast, texture = features
     seeds = (contrast >= t.seed_contrast + t.seed_texture * texture) & (level >= t.seed_level)
     weak = (contrast >= t.grow_contrast + t.grow_texture * texture) & (level >= t.grow_level)
     return _grow(seeds, weak)
