@@ -1,25 +1,35 @@
 """Pack the training data for a lent GPU machine into .gpudata/ (git-ignored, carried by `run`).
 
-The machine receives at most 64 MiB, the working tree (~20 MiB, checkpoint included) counted in.
+The machine receives at most 64 MiB, the working tree (~30 MiB: the campaigns' checkpoint and
+weights) counted in, so the default budget is what the tree leaves under 63 MiB.
 Nothing is re-encoded lossily: BSDS432 travels as its original JPEGs (the sampler downscales
 every JPEG 2-3x anyway), Urban100 as lossless WebP crops of its PNG originals (the central
 CROP x CROP pixels of every image: lossless, so the content stays clean, and all images rather
 than a few whole ones), and the first KODAK Kodak24 images as lossless WebP under eval/kodak24
 for held-out bits/dim and the speed benchmark (RESTORER_EVAL_DATA=.gpudata/eval).
 
-    python models/pack_gpu_data.py [--crop 192] [--kodak 4] [--budget-mib 42]
+    python models/pack_gpu_data.py [--crop 160] [--kodak 2] [--budget-mib MiB]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 from pathlib import Path
 
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+
+
+def travelling_tree_bytes() -> int:
+    """Bytes of the files that travel with every `run`: tracked and untracked-not-ignored."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    files = (ROOT / name.decode() for name in listed if name)
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def lossless_webp(source: Path, target: Path, crop: int | None) -> None:
@@ -33,9 +43,9 @@ def lossless_webp(source: Path, target: Path, crop: int | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crop", type=int, default=192)
-    parser.add_argument("--kodak", type=int, default=4)
-    parser.add_argument("--budget-mib", type=float, default=42.0)
+    parser.add_argument("--crop", type=int, default=160)
+    parser.add_argument("--kodak", type=int, default=2)
+    parser.add_argument("--budget-mib", type=float, help="default: 63 MiB less the travelling tree")
     parser.add_argument("--out", type=Path, default=ROOT / ".gpudata")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
@@ -46,7 +56,7 @@ def main() -> None:
         shutil.copy2(jpeg, args.out / "train" / "bsds432" / jpeg.name)
     for png in sorted((SHARED / "eval" / "kodak24").glob("*.png"))[: args.kodak]:
         lossless_webp(png, args.out / "eval" / "kodak24" / f"{png.stem}.webp", None)
-    budget = args.budget_mib * 2**20
+    budget = args.budget_mib * 2**20 if args.budget_mib else 63 * 2**20 - travelling_tree_bytes()
     used = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     packed = 0
     for png in sorted((SHARED / "train" / "urban100").glob("*.png")):
@@ -58,7 +68,9 @@ def main() -> None:
             break
         used += size
         packed += 1
-    print(f"packed {args.out}: BSDS432 JPEGs, {packed} Urban100 lossless crops, {args.kodak} Kodak images; {used / 2**20:.1f} MiB")
+    total = len(list((SHARED / "train" / "urban100").glob("*.png")))
+    print(f"packed {args.out}: BSDS432 JPEGs, {packed} of {total} Urban100 lossless crops, "
+          f"{args.kodak} Kodak images; {used / 2**20:.1f} MiB of a {budget / 2**20:.1f} MiB budget")
 
 
 if __name__ == "__main__":
