@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from restorer_app.restore.damage_net import (
-    DamageNet, damage_probability, debris_planes, load_detector, save_detector,
+    DamageNet, TileScores, damage_probability, debris_planes, load_detector, save_detector,
 )
 from restorer_app.restore.degradations import add_gaussian_noise
 from restorer_app.training.detector import make_example, train
@@ -43,6 +43,22 @@ def test_only_the_tiles_asked_about_are_scored():
     np.testing.assert_array_equal(asked[128:256, :128], whole[128:256, :128])
     asked[128:256, :128] = 0
     assert not asked.any()
+
+
+def test_tiles_are_scored_once_however_often_asked(monkeypatch):
+    net, image = _random_net(), synthetic_photo(200, 260, 5)
+    reference, calls = damage_probability(net, image), []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: calls.append(x.shape) or forward(x))
+    scores, where = TileScores(net, image), np.zeros(image.shape[:2], bool)
+    where[10, 10] = where[150, 140] = True
+    scores.at(where)
+    assert len(calls) == 2
+    where[20, 20] = where[190, 258] = True  # one tile already scored, one new
+    np.testing.assert_array_equal(scores.at(where)[128:, 256:], reference[128:, 256:])
+    assert len(calls) == 3
+    np.testing.assert_array_equal(scores.at(), reference)
+    assert len(calls) == 6
 
 
 def test_colour_order_and_grey_copies_do_not_matter():

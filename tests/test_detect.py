@@ -143,8 +143,37 @@ def test_the_network_gate_decides_on_loose_candidates(monkeypatch, offset, found
     """The loose candidates are kept exactly when the network's mean score reaches the gate."""
     image, truth = _faint_speck()
     score = max(detect.REPAIR.gate + offset, 0.0)
-    monkeypatch.setattr(detect, "damage_probability", lambda net, im, where: np.full(im.shape[:2], score, np.float32))
+    monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: np.full((self.height, self.width), score, np.float32))
     assert (repair_mask(image) & truth).any() == found
+
+
+@pytest.mark.parametrize("score, margin_kept", [(0.19, False), (0.21, True)])
+def test_the_margin_stays_only_where_the_network_reads_damage(monkeypatch, score, margin_kept):
+    """The pixels the 2-px margin adds around a defect are kept exactly where the network scores
+    them at least ``margin_gate``; the defect's own pixels do not depend on it."""
+    image, truth = _faint_speck()
+    image[truth] = 0.97  # a speck the seeds find, whatever the network says
+    image[26:35, 33] = 0.35  # a dark line of picture beside it: far from the fill, yet not debris
+    monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: np.full((self.height, self.width), score, np.float32))
+    ungated = detect.detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(margin_gate=0.0))
+    core = detect.detect_damage(image, 0, detect.REPAIR._replace(tight=0.0, nearer_level=0.0))
+    assert (ungated & ~core).any() and truth.sum() == (core & truth).sum()
+    expected = ungated if margin_kept else ungated & core
+    np.testing.assert_array_equal(repair_mask(image), expected)
+
+
+def test_a_flagged_pixel_that_looks_like_the_picture_is_dropped():
+    """Of the pixels that differ from the fill by the cut, those nearer the fill than their
+    defect's own level are picture beside the defect (a highlight of texture), not debris."""
+    colour = np.full((32, 32, 3), 0.5, np.float32)
+    mask = np.zeros((32, 32), bool)
+    mask[14:18, 10:20] = True
+    colour[14:17, 10:20] = 0.95  # debris
+    colour[17, 10:20] = 0.75  # a bright edge of the picture right beside it, 0.25 from the fill
+    tuning = detect.REPAIR._replace(nearer_level=0.0)
+    np.testing.assert_array_equal(detect._deviating(colour, mask, tuning), mask)
+    kept = detect._deviating(colour, mask, detect.REPAIR)
+    assert kept[14:17, 10:20].all() and not kept[17].any()
 
 
 @pytest.mark.parametrize("name", ["photo with discs and stripes", "flat grey", "fine sine texture"])

@@ -64,7 +64,6 @@ def debris_planes(image: np.ndarray) -> np.ndarray:
     return np.stack([colour.min(axis=2), colour.max(axis=2), colour.mean(axis=2)])
 
 
-@torch.no_grad()
 def damage_probability(net: DamageNet, image: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Float32 HxW probability that each pixel of ``image`` (HxW[xC] in [0, 1]) is damage.
 
@@ -72,20 +71,38 @@ def damage_probability(net: DamageNet, image: np.ndarray, where: np.ndarray | No
     the detector asks about a few candidates, and the network costs ~3 s per megapixel on one
     thread of this CPU.
     """
-    planes = debris_planes(image)
-    height, width = planes.shape[1:]
-    reach = net.reach
-    padded = np.pad(planes, ((0, 0), (reach, reach), (reach, reach)), mode="symmetric")
-    out = np.zeros((height, width), np.float32)
-    for top in range(0, height, TILE):
-        for left in range(0, width, TILE):
-            bottom, right = min(top + TILE, height), min(left + TILE, width)
-            if where is not None and not where[top:bottom, left:right].any():
-                continue
-            window = padded[:, top : bottom + 2 * reach, left : right + 2 * reach]
-            logits = net(torch.from_numpy(np.ascontiguousarray(window))[None])
-            out[top:bottom, left:right] = torch.sigmoid(logits)[0, 0].numpy()
-    return out
+    return TileScores(net, image).at(where)
+
+
+class TileScores:
+    """The network's scores over one image, each 128-px tile computed when first asked for:
+    the detector asks twice (loose candidates, then the margin's pixels) about mostly the same
+    places."""
+
+    def __init__(self, net: DamageNet, image: np.ndarray):
+        self.net = net
+        planes = debris_planes(image)
+        self.height, self.width = planes.shape[1:]
+        reach = net.reach
+        self.padded = np.pad(planes, ((0, 0), (reach, reach), (reach, reach)), mode="symmetric")
+        self.scores = np.zeros((self.height, self.width), np.float32)
+        self.scored = np.zeros((-(-self.height // TILE), -(-self.width // TILE)), bool)
+
+    @torch.no_grad()
+    def at(self, where: np.ndarray | None = None) -> np.ndarray:
+        """All scores so far (0 where not scored), after scoring the tiles that hold ``where``
+        (every tile when None)."""
+        reach = self.net.reach
+        for row, top in enumerate(range(0, self.height, TILE)):
+            for column, left in enumerate(range(0, self.width, TILE)):
+                bottom, right = min(top + TILE, self.height), min(left + TILE, self.width)
+                if self.scored[row, column] or (where is not None and not where[top:bottom, left:right].any()):
+                    continue
+                window = self.padded[:, top : bottom + 2 * reach, left : right + 2 * reach]
+                logits = self.net(torch.from_numpy(np.ascontiguousarray(window))[None])
+                self.scores[top:bottom, left:right] = torch.sigmoid(logits)[0, 0].numpy()
+                self.scored[row, column] = True
+        return self.scores
 
 
 def save_detector(net: DamageNet, path: str | os.PathLike, info: dict | None = None) -> None:
