@@ -186,6 +186,7 @@ def test_repair_mask_leaves_grain_and_texture_almost_alone(name):
 def test_tiny_images_do_not_crash(shape):
     image = np.random.default_rng(0).random(shape, dtype=np.float32)
     assert detect_damage(image).shape == shape[:2] and detect_damage(image).dtype == bool
+    assert repair_mask(image).shape == shape[:2] and repair_mask(image).dtype == bool
     assert tophat_baseline(image).shape == shape[:2]
 
 
