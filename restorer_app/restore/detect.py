@@ -45,9 +45,9 @@ why each is there (every number was chosen on Kodak24, the validation set of
    adds back what step 6 dropped next to a kept defect: candidates within 4 px of it and
    near-extreme pixels (debris level >= 0.8) within 3 px, connected to it. Step 7 still looks
    at the suggested flags only. It is then grown by 2 px and cut back to the pixels that differ
-   by >= 0.2 (0.1 since step 11) in some channel from the Telea fill of the grown mask: a fill is constrained by the
-   pixels right beside a thin defect, so every clean pixel left in the mask costs (the true mask
-   grown by 1 px loses 3 dB inside the damage). On Kodak24, filled by Navier-Stokes and scored
+   by >= 0.2 (0.1 since step 11) in some channel from the Telea fill of the grown mask: a fill
+   is constrained by the pixels right beside a thin defect, so every clean pixel left in the
+   mask costs (the true mask grown by 1 px loses 3 dB inside the damage). On Kodak24, filled by Navier-Stokes and scored
    inside the true damage: 20.1 dB with the 1-px margin and no cut (2.9x the damaged area),
    21.2 with the cut (1.4x; true mask 25.6). Most of what is left is defects never found.
 10. The damage network (``damage_net.py``) vouches for what the seed bar misses: compact specks
@@ -74,11 +74,12 @@ why each is there (every number was chosen on Kodak24, the validation set of
    fill half explains: 23.35 dB, area 1.17x, clean flags 0.22 % (0.15: 23.26, 0.05: 23.34).
 
 Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU 0.8 s for the
-suggested mask and about 9.5 s for the repair mask (``benchmarks/detection.py``): about 2 s
+suggested mask and about 10 s for the repair mask (``benchmarks/detection.py``): about 2 s
 for its extension and the Telea fill of the cut, the rest the damage network, which sees every
-128-px tile holding a loose candidate or a margin pixel (most of a photo), each tile once. Not found: debris wider than 8 px, faint (semi-transparent) dust
-whose level is not near white or black, light debris on white and dark debris on black areas,
-and debris inside dense texture of similar contrast (the texture bar rises over it).
+128-px tile holding a loose candidate or a margin pixel (most of a photo), each tile once.
+Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
+or black, light debris on white and dark debris on black areas, and debris inside dense texture
+of similar contrast (the texture bar rises over it).
 """
 
 from __future__ import annotations
