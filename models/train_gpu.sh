@@ -11,7 +11,8 @@
 #  - H=256 (the paper's width, issue 12) continues models/campaign/flow-prior-h256.safetensors
 #    when there is one (fresh Adam state: its checkpoint is over the transfer budget and stays
 #    out of git), else starts from scratch at lr 1e-3. WIDE=0 skips it. A continuation counts
-#    its steps from 0 again (its log lines follow the earlier ones; patches_seen carries on).
+#    its steps and the log's patches from 0 again (its lines follow the earlier ones); the
+#    weights' metadata adds the earlier patches.
 # $OUT receives (at most 8 files, 16 MB each): the H=128 checkpoint, weights and log, the H=256
 # weights and log, the H=256 checkpoint in 15 MB parts, and logs.tar (training output, GPU name,
 # the CUDA speed of `standard` with each model). Copy the first five into models/campaign/.
