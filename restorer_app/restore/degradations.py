@@ -115,7 +115,18 @@ def apply_mask(img: np.ndarray, mask: np.ndarray, fill: float = 0.0) -> np.ndarr
 
 _LIGHT_LEVELS = (0.82, 0.97)
 _DARK_LEVELS = (0.03, 0.18)
-_VISIBLE = 0.1  # a defect pixel is damage when it moved the image by this much
+VISIBLE = 0.1  # a defect pixel is damage when it moved the image by this much
+
+
+def defect_levels(labels: np.ndarray, img: np.ndarray, rng: np.random.Generator,
+                  light: tuple[float, float] = _LIGHT_LEVELS, dark: tuple[float, float] = _DARK_LEVELS) -> np.ndarray:
+    """A level per defect label: light debris where the picture under it is dark and dark debris
+    where it is light (as it shows on a scan), one in five the other way round."""
+    count = int(labels.max()) + 1
+    luminance = img.reshape(*labels.shape, -1).mean(axis=2).ravel()
+    under = np.bincount(labels.ravel(), luminance, count) / np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    is_light = (under < 0.5) ^ (rng.random(count) < 0.2)
+    return np.where(is_light, rng.uniform(*light, count), rng.uniform(*dark, count))
 
 
 def _bezier(points: np.ndarray, n: int) -> np.ndarray:
@@ -216,11 +227,7 @@ def paint_scratches(img: np.ndarray, rng: np.random.Generator | int) -> tuple[np
     rng = np.random.default_rng(rng)
     h, w = img.shape[:2]
     labels = scratch_defects(h, w, rng)
-    count = int(labels.max()) + 1
-    luminance = img.reshape(h, w, -1).mean(axis=2).ravel()
-    under = np.bincount(labels.ravel(), luminance, count) / np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
-    light = (under < 0.5) ^ (rng.random(count) < 0.2)
-    levels = np.where(light, rng.uniform(*_LIGHT_LEVELS, count), rng.uniform(*_DARK_LEVELS, count))
+    levels = defect_levels(labels, img, rng)
     defect = labels > 0
     out = img.astype(np.float32, copy=True)
     painted = levels[labels[defect]]
@@ -228,7 +235,7 @@ def paint_scratches(img: np.ndarray, rng: np.random.Generator | int) -> tuple[np
         painted = painted[:, None]  # the same level in every channel
     out[defect] = _quantize8(painted + rng.normal(0.0, 0.02, out[defect].shape))
     change = np.abs(out - img.astype(np.float32)).reshape(h, w, -1)
-    return out, change.max(axis=2) >= _VISIBLE
+    return out, change.max(axis=2) >= VISIBLE
 
 
 def add_scratches(img: np.ndarray, rng: np.random.Generator | int) -> tuple[np.ndarray, np.ndarray]:

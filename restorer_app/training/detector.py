@@ -30,14 +30,13 @@ from torch.nn import functional as F
 from restorer_app.restore.damage_net import DamageNet, debris_planes, save_detector
 from restorer_app.restore.detect import loose_candidates
 from restorer_app.restore.degradations import (
-    SCRATCH_GRAIN_SIGMA, add_gaussian_noise, paint_scratches, scratch_defects,
+    SCRATCH_GRAIN_SIGMA, VISIBLE, add_gaussian_noise, defect_levels, paint_scratches, scratch_defects,
 )
 from restorer_app.training.data import find_images, load_rgb_uint8
 
 TRAIN_FOLDERS = ["../shared/data/train/bsds432", "../shared/data/train/urban100"]
 CROP = 96  # px of input; the loss is taken on the centre the unpadded network can see whole
 SCALES = (1.5, 3.0)
-VISIBLE = 0.1  # a pixel is damage where the debris moved it this much (the degradation's rule)
 CANDIDATE_WEIGHT = 4.0  # loss weight of the pixels the detector asks about (its loose candidates)
 LOOSE_SHARE = 0.25  # of the crops painted loosely rather than as the degradation paints
 
@@ -66,10 +65,7 @@ def _paint_loosely(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     h, w = image.shape[:2]
     labels = scratch_defects(h, w, rng, coverage=rng.uniform(0.0, 0.04))
     count = int(labels.max()) + 1
-    under = np.bincount(labels.ravel(), image.mean(axis=2).ravel(), count)
-    under /= np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
-    light = (under < 0.5) ^ (rng.random(count) < 0.2)
-    levels = np.where(light, rng.uniform(0.75, 1.0, count), rng.uniform(0.0, 0.25, count))
+    levels = defect_levels(labels, image, rng, light=(0.75, 1.0), dark=(0.0, 0.25))
     opacity = np.where(rng.random(count) < 0.8, 1.0, rng.uniform(0.7, 1.0, count))
     alpha = np.where(labels > 0, opacity[labels], 0.0).astype(np.float32)
     if rng.random() < 0.4:
