@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.baselines import navier_stokes, telea
+from benchmarks.baselines import inpaint, navier_stokes, telea
 from benchmarks.detection import build_cases
 from benchmarks.metrics import masked_psnr, psnr
 from benchmarks.prior_cue import prior_change
@@ -38,13 +38,6 @@ from restorer_app.restore.pipeline import restore_image
 from restorer_app.restore.settings import RestoreSettings
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def inpaint(baseline, image: np.ndarray, mask: np.ndarray, info: dict) -> np.ndarray:
-    """The RGB inpainting baselines on a greyscale crop: as three equal channels, then back."""
-    if image.shape[2] == 3:
-        return baseline(image, mask, info)
-    return baseline(np.repeat(image, 3, axis=2), mask, info)[:, :, :1]
 
 
 def main() -> None:

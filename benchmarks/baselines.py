@@ -67,6 +67,13 @@ def navier_stokes(degraded: np.ndarray, mask: np.ndarray, info: dict) -> np.ndar
     return _inpaint(degraded, mask, cv2.INPAINT_NS)
 
 
+def inpaint(baseline: Callable, image: np.ndarray, mask: np.ndarray, info: dict) -> np.ndarray:
+    """An RGB inpainting baseline on a colour or greyscale crop (as three equal channels, then back)."""
+    if image.shape[2] == 3:
+        return baseline(image, mask, info)
+    return baseline(np.repeat(image, 3, axis=2), mask, info)[:, :, :1]
+
+
 def nlm(degraded: np.ndarray, mask: np.ndarray | None, info: dict) -> np.ndarray:
     """OpenCV colour non-local means with the tuned (h, hColor) of this degradation."""
     h, h_color = NLM_H[info["name"]]
