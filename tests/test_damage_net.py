@@ -14,6 +14,7 @@ from restorer_app.restore.damage_net import (
     DamageNet, TileScores, damage_probability, debris_planes, load_detector, save_detector,
 )
 from restorer_app.restore.degradations import add_gaussian_noise
+from restorer_app.training import detector
 from restorer_app.training.detector import make_example, train
 from tests.conftest import synthetic_photo
 
@@ -100,6 +101,21 @@ def test_training_examples_mark_the_pixels_the_debris_moved_and_the_candidates()
     assert 0.005 <= np.mean([e[1].mean() for e in examples]) <= 0.06
     damage, asked = np.concatenate([e[1] for e in examples]), np.concatenate([e[2] for e in examples])
     assert (damage & asked).sum() >= 0.5 * damage.sum()  # the detector asks about most of the damage
+
+
+def test_textured_share_of_training_crops_comes_from_the_busy_part(monkeypatch):
+    """The busier-crop draw prefers texture: on a photo that is flat on the left and noisy on the
+    right, drawing the busiest of three lands in the texture more often than a plain draw."""
+    rng = np.random.default_rng(1)
+    photo = np.full((200, 400, 3), 128, np.uint8)
+    photo[:, 200:] = rng.integers(0, 256, (200, 200, 3))
+
+    def busy_share(share: float) -> float:
+        monkeypatch.setattr(detector, "TEXTURED_SHARE", share)
+        draw = np.random.default_rng(2)
+        return np.mean([detector._crop(photo, draw).std() > 0.05 for _ in range(60)])
+
+    assert busy_share(1.0) >= busy_share(0.0) + 0.2
 
 
 def test_training_writes_a_loadable_detector_and_its_log(tmp_path):
