@@ -80,9 +80,10 @@ why each is there (every number was chosen on Kodak24, the validation set of
    over the 0.05 % the gate was held to).
 
 Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU 0.8 s for the
-suggested mask and about 10 s for the repair mask (``benchmarks/detection.py``): about 2 s
-for its extension and the Telea fill of the cut, the rest the damage network, which sees every
-128-px tile holding a loose candidate or a margin pixel (most of a photo), each tile once.
+suggested mask and about 16 s for the repair mask (``benchmarks/detection.py``; 10 s with
+session 8's narrower network): about 2 s for its extension and the Telea fill of the cut, the
+rest the damage network, which sees every 128-px tile holding a loose candidate or a margin
+pixel (most of a photo), each tile once.
 Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
 or black, light debris on white and dark debris on black areas, and debris inside dense texture
 of similar contrast (the texture bar rises over it).
