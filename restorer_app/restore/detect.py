@@ -47,9 +47,10 @@ why each is there (every number was chosen on Kodak24, the validation set of
    at the suggested flags only. It is then grown by 2 px and cut back to the pixels that differ
    by >= 0.2 (0.1 since step 11) in some channel from the Telea fill of the grown mask: a fill
    is constrained by the pixels right beside a thin defect, so every clean pixel left in the
-   mask costs (the true mask grown by 1 px loses 3 dB inside the damage). On Kodak24, filled by Navier-Stokes and scored
-   inside the true damage: 20.1 dB with the 1-px margin and no cut (2.9x the damaged area),
-   21.2 with the cut (1.4x; true mask 25.6). Most of what is left is defects never found.
+   mask costs (the true mask grown by 1 px loses 3 dB inside the damage). On Kodak24, filled
+   by Navier-Stokes and scored inside the true damage: 20.1 dB with the 1-px margin and no cut
+   (2.9x the damaged area), 21.2 with the cut (1.4x; true mask 25.6). Most of what is left is
+   defects never found.
 10. The damage network (``damage_net.py``) vouches for what the seed bar misses: compact specks
    inside texture, whose contrast sits under a bar that texture raises. Candidates are grown
    from looser seeds (0.15 + 2 x texture, no flatness test); each connected candidate that adds
