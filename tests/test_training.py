@@ -11,7 +11,7 @@ from PIL import Image
 
 from restorer_app.cli import main as cli_main
 from restorer_app.flow.weights import load_model
-from restorer_app.training.data import PatchSampler
+from restorer_app.training.data import PatchSampler, grid_patches
 from restorer_app.training.losses import LossWeights, flow_losses
 from restorer_app.training.trainer import Trainer, TrainSettings
 from tests.conftest import make_tiny_flow, synthetic_photo
@@ -147,3 +147,12 @@ def test_jpeg_sources_are_always_downscaled(tmp_path):
     assert lossy.diff(dim=3).abs().max() < 100
     lossless = PatchSampler([tmp_path / "png"], 16, "cpu", seed=0, downscale_prob=0.0).sample(16)
     assert lossless.diff(dim=3).abs().min() == 255
+
+
+def test_grid_patches_cut_the_image_row_by_row_and_drop_the_remainder():
+    pixels = torch.arange(3 * 10 * 14, dtype=torch.float32).reshape(3, 10, 14)
+    patches = grid_patches(pixels, 4)
+    assert patches.shape == (2 * 3, 3, 4, 4)
+    assert torch.equal(patches[0], pixels[:, 0:4, 0:4])
+    assert torch.equal(patches[2], pixels[:, 0:4, 8:12])
+    assert torch.equal(patches[4], pixels[:, 4:8, 4:8])

@@ -123,13 +123,17 @@ def dequantize(patches_255: torch.Tensor, generator: torch.Generator | None = No
     return (patches_255 + noise) / 256.0 - 0.5
 
 
+def grid_patches(pixels: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """The non-overlapping patch_size x patch_size patches of a 3xHxW image, row by row."""
+    grid = pixels.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)
+    return grid.permute(1, 2, 0, 3, 4).reshape(-1, 3, patch_size, patch_size)
+
+
 def heldout_patches(folder, patch_size: int, per_image: int | None = None) -> torch.Tensor:
     """Non-overlapping grid patches of every image in ``folder`` (uint8 values as float)."""
     patches = []
     for path in find_images([folder]):
-        pixels = torch.from_numpy(load_rgb_uint8(path).copy()).permute(2, 0, 1)
-        grid = pixels.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)
-        grid = grid.permute(1, 2, 0, 3, 4).reshape(-1, 3, patch_size, patch_size)
+        grid = grid_patches(torch.from_numpy(load_rgb_uint8(path).copy()).permute(2, 0, 1), patch_size)
         if per_image is not None and len(grid) > per_image:
             step = len(grid) / per_image
             grid = grid[[int(i * step) for i in range(per_image)]]
