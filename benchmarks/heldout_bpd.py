@@ -53,11 +53,13 @@ def main() -> None:
         parser.error("--record stores the Kodak24 figure; it does not combine with --crops")
     runtime.configure()
     held_out = "+".join(args.crops) if args.crops else args.data.name
-    results = []
+    results, patches_by_size = [], {}
     for path in args.weights:
         model = load_model(path)
         size = model.config.patch_size
-        patches = crop_patches(args.crops, args.limit, size) if args.crops else heldout_patches(args.data, size)
+        if size not in patches_by_size:  # read the photos once for every model that cuts them alike
+            patches_by_size[size] = crop_patches(args.crops, args.limit, size) if args.crops else heldout_patches(args.data, size)
+        patches = patches_by_size[size]
         bpd = heldout_bpd(model, patches)
         info = dict(model.info)
         results.append({"weights": str(path), "heldout_set": held_out, "patches": len(patches), "bpd": bpd,
