@@ -140,11 +140,39 @@ def test_repair_mask_adds_a_faint_speck_the_network_vouches_for():
 
 @pytest.mark.parametrize("offset, found", [(-1.0, False), (-0.01, False), (0.01, True)])
 def test_the_network_gate_decides_on_loose_candidates(monkeypatch, offset, found):
-    """The loose candidates are kept exactly when the network's mean score reaches the gate."""
+    """The loose candidates are kept exactly when the network's score reaches the gate."""
     image, truth = _faint_speck()
     score = max(detect.REPAIR.gate + offset, 0.0)
     monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: np.full((self.height, self.width), score, np.float32))
     assert (repair_mask(image) & truth).any() == found
+
+
+def test_the_network_gate_judges_each_pixel_of_a_candidate(monkeypatch):
+    """Only the pixels the network vouches for join, not the whole candidate they were grown in
+    (a candidate grown through texture also holds picture)."""
+    image, truth = _faint_speck()
+    vouched = np.zeros(truth.shape, bool)
+    vouched[:, :30] = True
+    scores = np.where(vouched, detect.REPAIR.gate + 0.01, 0.0).astype(np.float32)
+    monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: scores)
+    repair = repair_mask(image)
+    assert (repair & truth & vouched).sum() == (truth & vouched).sum() > 0
+    assert not (repair & ~vouched).any()
+
+
+def test_a_kept_defect_far_from_the_fill_survives_the_nearer_level_test():
+    """A speck flagged before the margin stays even when the flagged region it touches is mostly
+    picture of another level (the region's median is then far from the speck's own level)."""
+    colour = np.full((40, 40, 3), 0.05, np.float32)
+    core = np.zeros((40, 40), bool)
+    core[18:21, 10:13] = True
+    colour[core] = 1.0
+    mask = core.copy()
+    mask[16:23, 13:20] = True  # picture at 0.5 beside it, flagged by the margin: 49 px against 9
+    colour[16:23, 13:20] = 0.5
+    tuning = detect.REPAIR
+    assert not (detect._deviating(colour, mask, np.zeros_like(core), tuning) & core).any()
+    assert (detect._deviating(colour, mask, core, tuning) & core).sum() == core.sum()
 
 
 @pytest.mark.parametrize("score, margin_kept", [(0.19, False), (0.21, True)])
@@ -186,9 +214,11 @@ def test_a_flagged_pixel_that_looks_like_the_picture_is_dropped():
     mask[14:18, 10:20] = True
     colour[14:17, 10:20] = 0.95  # debris
     colour[17, 10:20] = 0.75  # a bright edge of the picture right beside it, 0.25 from the fill
+    core = np.zeros_like(mask)
+    core[14:17, 10:20] = True  # what the detector flagged before the margin
     tuning = detect.REPAIR._replace(nearer_level=0.0)
-    np.testing.assert_array_equal(detect._deviating(colour, mask, tuning), mask)
-    kept = detect._deviating(colour, mask, detect.REPAIR)
+    np.testing.assert_array_equal(detect._deviating(colour, mask, core, tuning), mask)
+    kept = detect._deviating(colour, mask, core, detect.REPAIR)
     assert kept[14:17, 10:20].all() and not kept[17].any()
 
 
