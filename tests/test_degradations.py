@@ -155,3 +155,16 @@ def test_scratch_defects_reach_the_coverage_and_work_on_greyscale():
     grey = np.full((64, 80, 1), 0.5, dtype=np.float32)
     out, grey_mask = deg.add_scratches(grey, rng=1)
     assert out.shape == grey.shape and grey_mask.any()
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2, 1.0])
+def test_defects_take_the_other_polarity_than_the_picture_but_for_a_share(share):
+    """Debris is light over dark picture and dark over light picture, except the given share
+    (the damage network is trained with more of those than the benchmark paints)."""
+    labels = np.arange(2000, dtype=np.int32).reshape(40, 50)
+    picture = np.where(labels % 2 == 0, 0.2, 0.8).astype(np.float32)[:, :, None]
+    levels = deg.defect_levels(labels, picture, np.random.default_rng(0), same_as_picture=share)[1:]
+    light = levels > 0.5
+    under_dark = (np.arange(1, 2000) % 2 == 0)
+    same = np.mean(light == ~under_dark)
+    assert same == pytest.approx(share, abs=0.04)

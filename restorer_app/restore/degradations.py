@@ -116,16 +116,18 @@ def apply_mask(img: np.ndarray, mask: np.ndarray, fill: float = 0.0) -> np.ndarr
 _LIGHT_LEVELS = (0.82, 0.97)
 _DARK_LEVELS = (0.03, 0.18)
 VISIBLE = 0.1  # a defect pixel is damage when it moved the image by this much
+SAME_AS_PICTURE = 0.2  # share of defects as light as a light picture under them, or as dark as a dark one
 
 
 def defect_levels(labels: np.ndarray, img: np.ndarray, rng: np.random.Generator,
-                  light: tuple[float, float] = _LIGHT_LEVELS, dark: tuple[float, float] = _DARK_LEVELS) -> np.ndarray:
+                  light: tuple[float, float] = _LIGHT_LEVELS, dark: tuple[float, float] = _DARK_LEVELS,
+                  same_as_picture: float = SAME_AS_PICTURE) -> np.ndarray:
     """A level per defect label: light debris where the picture under it is dark and dark debris
-    where it is light (as it shows on a scan), one in five the other way round."""
+    where it is light (as it shows on a scan), a ``same_as_picture`` share the other way round."""
     count = int(labels.max()) + 1
     luminance = img.reshape(*labels.shape, -1).mean(axis=2).ravel()
     under = np.bincount(labels.ravel(), luminance, count) / np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
-    is_light = (under < 0.5) ^ (rng.random(count) < 0.2)
+    is_light = (under < 0.5) ^ (rng.random(count) < same_as_picture)
     return np.where(is_light, rng.uniform(*light, count), rng.uniform(*dark, count))
 
 
@@ -219,15 +221,17 @@ def scratch_mask(h: int, w: int, rng: np.random.Generator | int, coverage: float
     return scratch_defects(h, w, rng, coverage) > 0
 
 
-def paint_scratches(img: np.ndarray, rng: np.random.Generator | int) -> tuple[np.ndarray, np.ndarray]:
-    """Paint light and dark scratches and dust over ``img`` (no grain added here).
+def paint_scratches(img: np.ndarray, rng: np.random.Generator | int,
+                    same_as_picture: float = SAME_AS_PICTURE) -> tuple[np.ndarray, np.ndarray]:
+    """Paint light and dark scratches and dust over ``img`` (no grain added here);
+    ``same_as_picture``: see :func:`defect_levels`.
 
     Returns (damaged image, bool mask of the pixels the defects visibly changed).
     """
     rng = np.random.default_rng(rng)
     h, w = img.shape[:2]
     labels = scratch_defects(h, w, rng)
-    levels = defect_levels(labels, img, rng)
+    levels = defect_levels(labels, img, rng, same_as_picture=same_as_picture)
     defect = labels > 0
     out = img.astype(np.float32, copy=True)
     painted = levels[labels[defect]]
