@@ -129,3 +129,19 @@ def test_training_writes_a_loadable_detector_and_its_log(tmp_path):
     assert net.config()["width"] == 4
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_training_on_from_weights_starts_from_them(tmp_path):
+    """``init`` continues a trained network (its width, its weights) rather than a fresh one."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray((synthetic_photo(120, 160, 0) * 255).astype(np.uint8)).save(photos / "0.png")
+    start = DamageNet(6)
+    save_detector(start, tmp_path / "start.safetensors")
+    out = tmp_path / "on.safetensors"
+    train([photos], out, steps=1, batch=1, width=4, init=tmp_path / "start.safetensors", lr=1e-12,
+          same_as_picture=0.5)
+    net = load_detector(out)
+    assert net.config()["width"] == 6
+    for name, tensor in start.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[name], tensor, atol=1e-6, rtol=0)
