@@ -210,7 +210,7 @@ def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN) -> np.ndarray:
     """Bool HxW mask for ``restore --mask auto``: every defect :func:`detect_damage` finds, and
     the fainter ones the damage network confirms, to their whole extent and no further (steps
     9 to 12 of the module notes). On all of Kodak24 (validation) it covers 97 % of the damaged
-    pixels, 88 % of what it flags is damage, and it flags 0.27 % of a clean grainy crop
+    pixels, 88 % of what it flags is damage, and it flags 0.26 % of a clean grainy crop
     (``benchmarks/detection.py``, 1-px tolerance)."""
     return detect_damage(image, margin, REPAIR)
 
