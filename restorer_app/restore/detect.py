@@ -274,14 +274,9 @@ def _net_confirmed(scores: TileScores, features, mask: np.ndarray, tuning: Tunin
     """Defects under the seed bar that the damage network vouches for: the pixels of candidates
     grown from looser seeds (no flatness test) that it scores >= ``tuning.gate``, pixel by pixel
     (a candidate grown through texture holds picture too); the crowd test of step 7 still applies."""
-    candidates = _loose_candidates(features, tuning)
-    count, labels = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)
-    new = np.zeros(count, bool)
-    new[labels[candidates & ~mask]] = True  # only components that would add something are scored
-    new[0] = False
-    if not new.any():
-        return np.zeros_like(mask)
-    where = new[labels]
+    where = _loose_candidates(features, tuning) & ~mask  # only what would add something is scored
+    if not where.any():
+        return where
     confirmed = where & (scores.at(where) >= tuning.gate)
     return _uncrowded(mask | confirmed) & confirmed
 
@@ -339,7 +334,7 @@ def _deviating(colour: np.ndarray, mask: np.ndarray, core: np.ndarray, tuning: T
         measured = np.bincount(labels[reference], minlength=count) > 0
         to_level = np.abs(colour - level[labels]).max(axis=2)
         nearer |= side & ((to_level < tuning.nearer_level * distance) | ~measured[labels])
-    return nearer | (kept & core & (distance >= LEVEL_REFERENCE))
+    return nearer | (core & (distance >= LEVEL_REFERENCE))
 
 
 def _component_medians(labels: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
