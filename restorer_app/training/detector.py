@@ -50,6 +50,7 @@ SCALES = (1.5, 3.0)
 CANDIDATE_WEIGHT = 4.0  # loss weight of the pixels the detector asks about (its loose candidates)
 LOOSE_SHARE = 0.25  # of the crops painted loosely rather than as the degradation paints
 WIDTH = 48  # filters per layer (32 found as much damage but flagged more of clean crops, E48)
+PEAK_LR = 2e-3  # of the one-cycle schedule, from scratch (training on used 5e-4)
 TEXTURED_SHARE = 0.5  # of the crops taken as the busiest of TEXTURED_DRAWS random regions
 TEXTURED_DRAWS = 3
 
@@ -120,7 +121,7 @@ def make_example(photo: np.ndarray, rng: np.random.Generator,
 
 
 def train(folders, out: Path, steps: int, batch: int = 16, width: int = WIDTH, seed: int = 0, log_every: int = 50,
-          save_every: int = 250, init: Path | None = None, lr: float = 2e-3,
+          save_every: int = 250, init: Path | None = None, lr: float = PEAK_LR,
           same_as_picture: float = SAME_AS_PICTURE) -> None:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its loss log beside it
@@ -166,7 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--width", type=int, default=WIDTH)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="train on from these weights (their width) instead of from scratch")
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak of the one-cycle schedule")
+    parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak of the one-cycle schedule")
     parser.add_argument("--same-as-picture", type=float, default=SAME_AS_PICTURE,
                         help="share of defects as light (dark) as a light (dark) picture under them")
     args = parser.parse_args(argv)
