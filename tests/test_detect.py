@@ -108,6 +108,22 @@ def test_repair_mask_covers_the_suggested_one_and_the_parts_of_defects_it_drops(
     assert repair.sum() <= 1.5 * truth.sum()
 
 
+def test_a_speck_on_a_scratch_is_found_whole_once_the_scratch_is_filled():
+    """A speck of another level on a scratch is only partly found beside it (the windows holding
+    both are not flat, the fill of the scratch takes the speck's level); searching again with
+    what was found filled finds the rest, and nothing of the picture."""
+    image = add_gaussian_noise(np.full((64, 64, 3), 0.5, np.float32), 5, rng=0)
+    scratch, speck = np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint8)
+    cv2.line(scratch, (5, 30), (60, 34), 1, 2)
+    cv2.circle(speck, (30, 32), 3, 1, -1)
+    image[scratch > 0], image[speck > 0] = 0.97, 0.8
+    truth = (scratch | speck) > 0
+    first = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(peel=False))
+    repair = repair_mask(image)
+    assert (first & truth).sum() < truth.sum() == (repair & truth).sum()
+    assert not (repair & ~truth).any()
+
+
 @pytest.mark.parametrize("value, width", [(0.97, 1), (0.97, 2), (0.03, 2)])
 def test_repair_mask_is_pixel_tight_around_a_scratch(value, width):
     """A hard-edged scratch is repaired over its own pixels, not a margin of picture around it:
