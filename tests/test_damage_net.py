@@ -62,6 +62,26 @@ def test_tiles_are_scored_once_however_often_asked(monkeypatch):
     assert len(calls) == 6
 
 
+def test_after_a_change_only_the_tiles_it_reaches_are_scored_again(monkeypatch):
+    """The detector's second search fills its first mask and asks again: tiles whose window (the
+    tile and the network's reach) the fill did not touch keep their scores, the others are
+    computed anew, and every score equals the changed image's own."""
+    net, image = _random_net(), synthetic_photo(200, 300, 6)
+    first = TileScores(net, image)
+    first.at()
+    changed = np.zeros(image.shape[:2], bool)
+    changed[60:64, 60:64] = True  # inside the tile of rows 0-127, columns 0-127
+    changed[150, 250] = True  # in the tile of rows 128-199, columns 128-255, and the reach of the next
+    edited = image.copy()
+    edited[changed] = 1.0
+    calls = []
+    forward = net.forward
+    monkeypatch.setattr(net, "forward", lambda x: calls.append(x.shape) or forward(x))
+    after = first.after_change(edited, changed)
+    np.testing.assert_array_equal(after.at(), TileScores(net, edited).at())
+    assert len(calls) == 3 + 6  # the three tiles the change reaches, then the reference's six
+
+
 def test_colour_order_and_grey_copies_do_not_matter():
     image = synthetic_photo(40, 50, 3)
     np.testing.assert_allclose(debris_planes(image), debris_planes(image[:, :, ::-1]), atol=1e-6)

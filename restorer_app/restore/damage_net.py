@@ -88,6 +88,22 @@ class TileScores:
         self.scores = np.zeros((self.height, self.width), np.float32)
         self.scored = np.zeros((-(-self.height // TILE), -(-self.width // TILE)), bool)
 
+    def after_change(self, image: np.ndarray, changed: np.ndarray) -> "TileScores":
+        """Scores of ``image``, which differs from this one's image only where ``changed``: the
+        tiles already scored whose window (the tile and the network's reach) holds no changed
+        pixel keep their scores instead of being computed again (the detector's second search
+        on the image with its first mask filled)."""
+        other = TileScores(self.net, image)
+        reach = self.net.reach
+        for row, top in enumerate(range(0, self.height, TILE)):
+            for column, left in enumerate(range(0, self.width, TILE)):
+                window = changed[max(top - reach, 0) : top + TILE + reach, max(left - reach, 0) : left + TILE + reach]
+                if self.scored[row, column] and not window.any():
+                    tile = (slice(top, top + TILE), slice(left, left + TILE))
+                    other.scores[tile] = self.scores[tile]
+                    other.scored[row, column] = True
+        return other
+
     @torch.no_grad()
     def at(self, where: np.ndarray | None = None) -> np.ndarray:
         """All scores so far (0 where not scored), after scoring the tiles that hold ``where``

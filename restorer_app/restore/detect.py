@@ -100,7 +100,9 @@ Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU
 the suggested mask and 37-47 s for the repair mask (``benchmarks/detection.py``, session 14; 22 s
 without the peel of step 13, which runs steps 1-12 twice; 16 s in session 12 on a quieter
 machine): a few seconds for the extension and the Telea fills, the rest the damage network, which
-sees every 128-px tile holding a loose candidate or a margin pixel (most of a photo), once a pass.
+sees every 128-px tile holding a loose candidate or a margin pixel (most of a photo), once, and
+again in the second search where the fill reached its window (40 -> 38 s with 2 % damage spread
+over the photo; sparser damage saves more).
 About a tenth of the flow's repair of such a photo with 2 % damage (454 s on two threads,
 ``benchmarks/scope_speed.py``).
 Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
@@ -255,7 +257,10 @@ def _extremes(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return darkest, brightest
 
 
-def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning = SUGGEST) -> np.ndarray:
+def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning = SUGGEST,
+                 known_scores: TileScores | None = None) -> np.ndarray:
+    """The mask of one band; ``known_scores``: the damage network's scores of this band so far
+    (the second search of step 13 reuses the first's wherever the fill changed nothing)."""
     darkest, brightest = _extremes(colour)
     light, dark = np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)
     light_features, dark_features = _contrasts(light), _contrasts(dark)  # shared with the gate
@@ -265,7 +270,9 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
     if tuning.reach > 0 or tuning.flood > 0:
         mask = (_extend(mask & light_kept, light_candidates, light, tuning)
                 | _extend(mask & dark_kept, dark_candidates, dark, tuning))
-    scores = TileScores(_damage_net(), colour) if tuning.gate > 0 or tuning.margin_gate > 0 else None
+    scores = known_scores
+    if scores is None and (tuning.gate > 0 or tuning.margin_gate > 0):
+        scores = TileScores(_damage_net(), colour)
     if tuning.gate > 0:
         mask = mask | _net_confirmed(scores, (light_features, dark_features), mask, tuning)
     if tuning.peak > 0:
@@ -282,7 +289,8 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
         mask = (mask & core) | (margin_pixels & (scores.at(margin_pixels) >= tuning.margin_gate))
     if tuning.peel and mask.any():
         peeled = fill_holes(colour, mask, cv2.INPAINT_TELEA, TIGHT_INPAINT_RADIUS)
-        mask = mask | _detect_band(peeled, grain, margin, tuning._replace(peel=False))
+        known = scores.after_change(peeled, mask) if scores is not None else None
+        mask = mask | _detect_band(peeled, grain, margin, tuning._replace(peel=False), known)
     return mask
 
 
