@@ -116,7 +116,8 @@ class TileScores:
                 if self.scored[row, column] or (where is not None and not where[top:bottom, left:right].any()):
                     continue
                 window = self.padded[:, top : bottom + 2 * reach, left : right + 2 * reach]
-                logits = self.net(torch.from_numpy(np.ascontiguousarray(window))[None].contiguous(memory_format=CHANNELS_LAST))
+                tile = torch.from_numpy(window)[None].contiguous(memory_format=CHANNELS_LAST)  # one copy
+                logits = self.net(tile)
                 self.scores[top:bottom, left:right] = torch.sigmoid(logits)[0, 0].numpy()
                 self.scored[row, column] = True
         return self.scores

@@ -101,10 +101,9 @@ the suggested mask and 39-40 s for the repair mask (``benchmarks/detection.py``,
 otherwise idle machine; 46-47 s before the network ran channels-last; 22 s without the peel of
 step 13, which runs steps 1-12 twice): a few seconds for the extension and the Telea fills, 25 s
 the damage network, which sees every 128-px tile holding a loose candidate or a margin pixel
-(most of a photo), once, and again in the second search where the fill reached its window (40 ->
-38 s with 2 % damage spread over the photo; sparser damage saves more). Keeping, in the second
-search, every pixel's score that no change reaches (rather than every tile's) saved nothing
-there: the asked pixels lie near the filled damage.
+(most of a photo), once, and again in the second search where the fill reached its window. With
+2 % damage spread over the photo that is nearly every tile (keeping the second search's scores
+per tile the fill did not reach saved 2 s of 40; per pixel, nothing more); sparser damage saves more.
 About a tenth of the flow's repair of such a photo with 2 % damage (454 s on two threads,
 ``benchmarks/scope_speed.py``).
 Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
