@@ -12,7 +12,7 @@ in the output and counts against it.
 restoration of the whole crop (no mask) moves by more than T/255 (``benchmarks/prior_cue.py``
 measures that cue's recall and precision alone).
 
-    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 --preset standard [--prior-cue 20] [--skip-true-mask]
+    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 [--first 4] --preset standard [--prior-cue 20] [--skip-true-mask]
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=["mcmaster18", "cbsd68"])
     parser.add_argument("--limit", type=int, default=6, help="photos per set (every second one also in grey)")
+    parser.add_argument("--first", type=int, default=0, help="start at this photo of each set (0-based): extend an earlier run")
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tag", default="test")
@@ -56,7 +57,7 @@ def main() -> None:
     info = degradation_info("scratches")
     rows = []
     for set_name in args.sets:
-        for case in build_cases(set_name, args.limit):
+        for case in build_cases(set_name, args.limit, args.first):
             started = time.perf_counter()
             detected = repair_mask(case.damaged)
             settings = RestoreSettings(preset=args.preset, device=args.device, scope="mask")
@@ -95,7 +96,7 @@ def main() -> None:
         print(f"| {set_name} | {len(group)} | " + " | ".join(f"{means[m]:.2f}" for m in methods) + f" | {wins}/{len(group)} |")
     report = {"benchmark": "auto_mask", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "model": str(default_model_path()),
-              "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
+              "first": args.first, "limit": args.limit, "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
     out = RESULTS / f"auto_mask_{args.tag}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")

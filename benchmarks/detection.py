@@ -65,10 +65,14 @@ def greyscale(image: np.ndarray) -> np.ndarray:
     return (image @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
 
 
-def build_cases(set_name: str, limit: int | None = None) -> list[Case]:
+def build_cases(set_name: str, limit: int | None = None, first: int = 0) -> list[Case]:
+    """The cases of photos ``first`` to ``limit`` (0-based, end excluded) of a set; a photo's
+    damage depends on its place in the set only, so a range gives the same cases as the whole."""
     cases = []
     set_seed = 1000 * EVAL_SETS.index(set_name)
     for index, item in enumerate(load_eval_set(set_name, limit=limit)):
+        if index < first:
+            continue
         image = prepare(item.image)
         variants = [(item.name, image, set_seed + index)]
         if index % 2 == 0:
