@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--skip-true-mask", action="store_true",
                         help="leave out our restoration with the true mask (half the time; it does not depend on the detector)")
     args = parser.parse_args()
+    if not 0 <= args.first < args.limit:
+        parser.error("--first must be at least 0 and below --limit")
     runtime.configure()
     model = load_model(default_model_path(), args.device)
     info = degradation_info("scratches")
