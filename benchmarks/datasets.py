@@ -62,8 +62,9 @@ def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[top : top + size, left : left + size]
 
 
-def load_eval_set(name: str, crop: int | None = None, limit: int | None = None) -> list[EvalImage]:
-    """Read an evaluation set as RGB float32, in natural file order, optionally cropped/limited."""
+def load_eval_set(name: str, crop: int | None = None, limit: int | None = None, first: int = 0) -> list[EvalImage]:
+    """Read an evaluation set as RGB float32, in natural file order, optionally cropped, and only
+    its photos ``first`` to ``limit`` (0-based, end excluded)."""
     if name not in EVAL_SETS:
         raise ValueError(f"unknown eval set {name!r}; expected one of {EVAL_SETS}")
     folder = eval_root() / name
@@ -73,7 +74,7 @@ def load_eval_set(name: str, crop: int | None = None, limit: int | None = None) 
     if not paths:
         raise FileNotFoundError(f"no images in {folder}")
     images = []
-    for path in paths[:limit]:
+    for path in paths[first:limit]:
         with Image.open(path) as pil:
             img = np.asarray(pil.convert("RGB"), dtype=np.float32) / 255.0
         if crop is not None:

@@ -70,9 +70,7 @@ def build_cases(set_name: str, limit: int | None = None, first: int = 0) -> list
     damage depends on its place in the set only, so a range gives the same cases as the whole."""
     cases = []
     set_seed = 1000 * EVAL_SETS.index(set_name)
-    for index, item in enumerate(load_eval_set(set_name, limit=limit)):
-        if index < first:
-            continue
+    for index, item in enumerate(load_eval_set(set_name, limit=limit, first=first), start=first):
         image = prepare(item.image)
         variants = [(item.name, image, set_seed + index)]
         if index % 2 == 0:
