@@ -12,7 +12,7 @@ in the output and counts against it.
 restoration of the whole crop (no mask) moves by more than T/255 (``benchmarks/prior_cue.py``
 measures that cue's recall and precision alone).
 
-    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 [--first 4] --preset standard [--prior-cue 20] [--skip-true-mask]
+    python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 [--first 4] [--cases 1 3-grey] --preset standard [--prior-cue 20] [--skip-true-mask]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["mcmaster18", "cbsd68"])
     parser.add_argument("--limit", type=int, default=6, help="photos per set (every second one also in grey)")
     parser.add_argument("--first", type=int, default=0, help="start at this photo of each set (0-based): extend an earlier run")
+    parser.add_argument("--cases", nargs="+", help="only these cases of the range (names as printed, e.g. 3-grey): rerun those a change touched")
     parser.add_argument("--preset", default="standard")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tag", default="test")
@@ -60,6 +61,8 @@ def main() -> None:
     rows = []
     for set_name in args.sets:
         for case in build_cases(set_name, args.limit, args.first):
+            if args.cases and case.name not in args.cases:
+                continue
             started = time.perf_counter()
             detected = repair_mask(case.damaged)
             settings = RestoreSettings(preset=args.preset, device=args.device, scope="mask")
@@ -92,13 +95,15 @@ def main() -> None:
     summary = []
     for set_name in args.sets:
         group = [r for r in rows if r["set"] == set_name]
+        if not group:
+            continue
         means = {m: float(np.mean([r[m]["psnr_damaged"] for r in group])) for m in methods}
         wins = sum(r["ours_auto_mask"]["psnr_damaged"] >= r["navier_stokes_true_mask"]["psnr_damaged"] for r in group)
         summary.append({"set": set_name, "images": len(group), "psnr_damaged": means, "auto_wins_vs_ns": wins})
         print(f"| {set_name} | {len(group)} | " + " | ".join(f"{means[m]:.2f}" for m in methods) + f" | {wins}/{len(group)} |")
     report = {"benchmark": "auto_mask", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "model": str(default_model_path()),
-              "first": args.first, "limit": args.limit, "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
+              "first": args.first, "limit": args.limit, "only_cases": args.cases, "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
     out = RESULTS / f"auto_mask_{args.tag}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")

@@ -124,6 +124,52 @@ def test_a_speck_on_a_scratch_is_found_whole_once_the_scratch_is_filled():
     assert not (repair & ~truth).any()
 
 
+def _scratch_into_light_texture() -> tuple[np.ndarray, np.ndarray]:
+    """A grey scan: dark on the left, light grainy texture on the right, and one 2-px light
+    scratch at a single level running across both."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (160, 160)).astype(np.float32), (0, 0), 1.2)
+    image = np.full((160, 160), 0.25, np.float32)
+    image[:, 80:] = 0.72 + 0.1 * texture[:, 80:] / texture.std()
+    image = add_gaussian_noise(np.clip(image, 0, 1)[:, :, None], 5, rng=0)
+    truth = np.zeros((160, 160), bool)
+    truth[79:81, 10:150] = True
+    image[truth] = 0.93
+    return image, truth
+
+
+def test_a_scratch_is_followed_at_its_level_into_light_texture():
+    """Over light texture a scratch's contrast falls under the texture-raised bars, so only the
+    part over the dark picture is found; its level, the same along its length, finds the rest."""
+    image, truth = _scratch_into_light_texture()
+    over_texture = truth.copy()
+    over_texture[:, :80] = False
+    before = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(scratch_span=0))
+    after = repair_mask(image)
+    assert (before & over_texture).sum() < 0.5 * over_texture.sum()
+    assert (after & over_texture).sum() >= 0.95 * over_texture.sum()
+    assert not (before & ~after).any()
+    beside = ~cv2.dilate(truth.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    assert (after & beside).sum() <= 0.15 * truth.sum()  # texture highlights at its level, touching it
+
+
+def test_only_long_defects_grow_and_only_through_their_own_level():
+    """A speck does not grow (highlights of the picture are often at its level); a scratch stops
+    where a thin line of the picture at another level meets it."""
+    image = add_gaussian_noise(np.full((96, 96, 3), 0.3, np.float32), 5, rng=1)
+    mask = np.zeros((96, 96), bool)
+    mask[40, 10:60] = True  # a found scratch, level 0.93
+    mask[70:73, 70:73] = True  # a found speck, level 0.93
+    image[40, 10:90] = 0.93  # the scratch runs on
+    image[70:73, 70:76] = 0.93  # and so does the speck
+    image[10:40, 30] = 0.8  # a picture line at another level meets the scratch
+    darkest, brightest = detect._extremes(image)
+    features = [detect._contrasts(np.ascontiguousarray(darkest)), detect._contrasts(np.ascontiguousarray(1.0 - brightest))]
+    grown = detect._continued_scratches(image, mask, features, 30)
+    assert grown[40, 10:90].all() and grown[40].sum() == 80
+    assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
+
+
 @pytest.mark.parametrize("value, width", [(0.97, 1), (0.97, 2), (0.03, 2)])
 def test_repair_mask_is_pixel_tight_around_a_scratch(value, width):
     """A hard-edged scratch is repaired over its own pixels, not a margin of picture around it:
