@@ -170,6 +170,43 @@ def test_only_long_defects_grow_and_only_through_their_own_level():
     assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
 
 
+def test_picture_pinched_by_a_dark_scratch_is_not_light_debris():
+    """A 4-px strip of a bright area cut off by a dark scratch beside a dark area is, to the
+    top-hat, a light line; once the scratch is filled it is the bright area again."""
+    image = np.full((64, 64, 1), 0.88, np.float32)
+    image[:, :24] = 0.1
+    image = add_gaussian_noise(image, 5, rng=2)
+    scratch = np.zeros((64, 64), bool)
+    scratch[8:56, 28:30] = True
+    image[scratch] = 0.06
+    strip = np.zeros_like(scratch)
+    strip[12:52, 24:28] = True
+    without = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(apart=False))
+    with_test = repair_mask(image)
+    assert (without & strip).sum() > 0.5 * strip.sum()
+    assert not (with_test & strip).any()
+    assert (with_test & scratch).sum() >= 0.95 * scratch.sum()
+
+
+def test_a_light_speck_touching_a_dark_scratch_stands_apart():
+    """Judged with the scratch filled, a real speck beside it still stands out and stays whole; the
+    scratch, judged with the speck and its 1-px edge filled, loses at most the pixels that edge
+    covers (the repair mask's extension, step 9, takes them back)."""
+    image = add_gaussian_noise(np.full((64, 64, 3), 0.45, np.float32), 5, rng=3)
+    scratch, speck = np.zeros((64, 64), bool), np.zeros((64, 64), np.uint8)
+    scratch[8:56, 30] = True
+    cv2.circle(speck, (33, 32), 2, 1, -1)
+    speck = speck > 0
+    image[scratch], image[speck] = 0.05, 0.95
+    darkest, brightest = detect._extremes(image)
+    features = [detect._contrasts(np.ascontiguousarray(darkest)), detect._contrasts(np.ascontiguousarray(1.0 - brightest))]
+    light, dark = detect._standing_apart(image, speck, scratch, features, detect.REPAIR)
+    np.testing.assert_array_equal(light, speck)
+    edge = cv2.dilate(speck.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    np.testing.assert_array_equal(dark | (scratch & edge), scratch)
+    assert repair_mask(image)[scratch | speck].all()
+
+
 @pytest.mark.parametrize("value, width", [(0.97, 1), (0.97, 2), (0.03, 2)])
 def test_repair_mask_is_pixel_tight_around_a_scratch(value, width):
     """A hard-edged scratch is repaired over its own pixels, not a margin of picture around it:
