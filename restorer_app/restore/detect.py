@@ -245,8 +245,9 @@ def detect_damage(image: np.ndarray, margin: int = 1, tuning: Tuning = SUGGEST) 
     automatic mask (``restorer detect``, ``restore --mask auto``). Large images are searched in
     bands of about 4 megapixels that overlap by 64 px, so the working memory stays near 200 MB
     whatever the size (24 MP: 190 MB instead of 760 MB). Every step but the growth of a defect
-    from its seeds looks at most 20 px away, so the bands change nothing unless a faint stretch
-    of scratch lies more than 64 px from any seed of it in its band.
+    from its seeds (step 4) and along its level (step 14) looks at most 20 px away, so the bands
+    change nothing unless a faint stretch of scratch lies more than 64 px from any seed, or from
+    any found part, of it in its band.
     """
     colour = _colour_planes(image)
     height, width = colour.shape[:2]
