@@ -87,6 +87,9 @@ def main() -> None:
                   f"Telea {row['telea_true_mask']['psnr_damaged']:.2f}"
                   + (f"  auto+prior {row['ours_auto_prior_mask']['psnr_damaged']:.2f}" if args.prior_cue is not None else ""),
                   flush=True)
+    unknown = sorted(set(args.cases or ()) - {r["image"] for r in rows})
+    if unknown:
+        print(f"--cases not in the range, not measured: {' '.join(unknown)}")
     methods = ["input", "ours_auto_mask"] + ([] if args.skip_true_mask else ["ours_true_mask"])
     methods += ["navier_stokes_true_mask", "telea_true_mask"]
     methods += ["ours_auto_prior_mask"] if args.prior_cue is not None else []

@@ -163,8 +163,7 @@ def test_only_long_defects_grow_and_only_through_their_own_level():
     image[40, 10:90] = 0.93  # the scratch runs on
     image[70:73, 70:76] = 0.93  # and so does the speck
     image[10:40, 30] = 0.8  # a picture line at another level meets the scratch
-    darkest, brightest = detect._extremes(image)
-    features = [detect._contrasts(np.ascontiguousarray(darkest)), detect._contrasts(np.ascontiguousarray(1.0 - brightest))]
+    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
     grown = detect._continued_scratches(image, mask, features, 30)
     assert grown[40, 10:90].all() and grown[40].sum() == 80
     assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
@@ -198,8 +197,7 @@ def test_a_light_speck_touching_a_dark_scratch_stands_apart():
     cv2.circle(speck, (33, 32), 2, 1, -1)
     speck = speck > 0
     image[scratch], image[speck] = 0.05, 0.95
-    darkest, brightest = detect._extremes(image)
-    features = [detect._contrasts(np.ascontiguousarray(darkest)), detect._contrasts(np.ascontiguousarray(1.0 - brightest))]
+    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
     light, dark = detect._standing_apart(image, speck, scratch, features, detect.REPAIR)
     np.testing.assert_array_equal(light, speck)
     edge = cv2.dilate(speck.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)

@@ -303,8 +303,7 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
                  known_scores: TileScores | None = None) -> np.ndarray:
     """The mask of one band; ``known_scores``: the damage network's scores of this band so far
     (the second search of step 13 reuses the first's wherever the fill changed nothing)."""
-    darkest, brightest = _extremes(colour)
-    light, dark = np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)
+    light, dark = _debris_planes(colour)
     light_features, dark_features = _contrasts(light), _contrasts(dark)  # shared with the gate
     light_kept, light_candidates = _debris(light_features, grain, tuning)
     dark_kept, dark_candidates = _debris(dark_features, grain, tuning)
@@ -396,8 +395,7 @@ def _standing_apart(colour: np.ndarray, light: np.ndarray, dark: np.ndarray, fea
             judged.append(kept)
             continue
         filled = fill_holes(colour, beside_other, cv2.INPAINT_TELEA, TIGHT_INPAINT_RADIUS)
-        darkest, brightest = _extremes(filled)
-        plane = np.ascontiguousarray(darkest if index == 0 else 1.0 - brightest)
+        plane = _debris_planes(filled)[index]
         stands = np.zeros_like(kept)
         for element in (LINE_ELEMENT, SPECK_ELEMENT):
             contrast = plane - cv2.morphologyEx(plane, cv2.MORPH_OPEN, _disc(element))
@@ -419,9 +417,7 @@ def _net_confirmed(scores: TileScores, features, mask: np.ndarray, tuning: Tunin
 
 def loose_candidates(image: np.ndarray, tuning: Tuning = REPAIR) -> np.ndarray:
     """Bool HxW: the pixels the repair mask asks the damage network about (its trainer weights them)."""
-    darkest, brightest = _extremes(_colour_planes(image))
-    levels = (np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest))
-    return _loose_candidates([_contrasts(level) for level in levels], tuning)
+    return _loose_candidates([_contrasts(level) for level in _debris_planes(_colour_planes(image))], tuning)
 
 
 def _loose_candidates(features, tuning: Tuning) -> np.ndarray:
@@ -532,6 +528,13 @@ def _extend(kept: np.ndarray, candidates: np.ndarray, level: np.ndarray, tuning:
         near = cv2.dilate(kept.view(np.uint8), _disc(2 * tuning.flood + 1)).view(bool)
         kept = _grow(kept, near & (level >= tuning.flood_level))
     return kept
+
+
+def _debris_planes(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The channels light and dark debris stand out in most (step 1): the darkest channel, and
+    one minus the brightest."""
+    darkest, brightest = _extremes(colour)
+    return np.ascontiguousarray(darkest), np.ascontiguousarray(1.0 - brightest)
 
 
 def _contrasts(level: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
