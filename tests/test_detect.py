@@ -169,6 +169,26 @@ def test_only_long_defects_grow_and_only_through_their_own_level():
     assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
 
 
+def test_a_speck_grows_by_a_pixel_at_its_own_colour_and_no_further():
+    """A found speck whose edge the cuts left out takes the edge pixels at its own colour that stand
+    out as specks; picture beside it (another level, or no contrast), and a scratch, do not grow."""
+    image = add_gaussian_noise(np.full((64, 96, 3), 0.35, np.float32), 5, rng=4)
+    speck = np.zeros((64, 96), np.uint8)
+    cv2.circle(speck, (20, 30), 3, 1, -1)
+    speck = speck > 0
+    image[speck] = 0.92
+    found = cv2.erode(speck.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))).view(bool)  # its core
+    image[24:37, 24] = 0.8  # a picture line at another level touching its edge
+    scratch = np.zeros_like(speck)
+    scratch[50, 10:80] = True
+    image[50, 10:90] = 0.92  # a found scratch that runs on: step 14's business, not this step's
+    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
+    grown = detect._grown_specks(image, found | scratch, features, 1)
+    np.testing.assert_array_equal(grown & speck, speck)
+    assert not (grown & ~speck & ~scratch).any()
+    assert not (detect._grown_specks(image, found | scratch, features, 3) & ~speck & ~scratch).any()
+
+
 def test_picture_pinched_by_a_dark_scratch_is_not_light_debris():
     """A 4-px strip of a bright area cut off by a dark scratch beside a dark area is, to the
     top-hat, a light line; once the scratch is filled it is the bright area again."""
@@ -252,9 +272,12 @@ def test_the_network_gate_judges_each_pixel_of_a_candidate(monkeypatch):
     vouched[:, :30] = True
     scores = np.where(vouched, detect.REPAIR.gate + 0.01, 0.0).astype(np.float32)
     monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: scores)
-    repair = repair_mask(image)
-    assert (repair & truth & vouched).sum() == (truth & vouched).sum() > 0
-    assert not (repair & ~vouched).any()
+    gated = detect.detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(speck_growth=0))
+    assert (gated & truth & vouched).sum() == (truth & vouched).sum() > 0
+    assert not (gated & ~vouched).any()
+    # the growth of step 16 then takes the speck's edge beyond the vouched half, and only that
+    grown = repair_mask(image) & ~gated
+    assert grown.any() and not (grown & ~truth).any() and not grown[:, 32:].any()
 
 
 def test_a_kept_defect_far_from_the_fill_survives_the_nearer_level_test():
