@@ -147,7 +147,8 @@ the damage network, which sees every 128-px tile holding a loose candidate or a 
 2 % damage spread over the photo that is nearly every tile (keeping the second search's scores
 per tile the fill did not reach saved 2 s of 40; per pixel, nothing more); sparser damage saves more.
 About a tenth of the flow's repair of such a photo with 2 % damage (454 s on two threads,
-``benchmarks/scope_speed.py``). Step 14 adds about 0.1 s (one thread, a 2048 x 2048 synthetic photo).
+``benchmarks/scope_speed.py``). Step 14 adds about 0.1 s (one thread, a 2048 x 2048 synthetic
+photo), step 16 about 0.4 s of 19.5 (two threads, the same photo, session 18).
 Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
 or black, light debris on white and dark debris on black areas, and debris inside dense texture
 of similar contrast (the texture bar rises over it).
