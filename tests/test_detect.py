@@ -20,6 +20,11 @@ def _gradient(h: int = 96, w: int = 128) -> np.ndarray:
     return np.stack([0.3 + 0.3 * x / w, 0.35 + 0.2 * y / h, np.full_like(x, 0.45)], axis=2)
 
 
+def _features(image: np.ndarray) -> list:
+    """The detector's per-polarity contrasts of ``image``, as the band search computes them."""
+    return [detect._contrasts(plane) for plane in detect._debris_planes(image)]
+
+
 def _hand_damaged() -> tuple[np.ndarray, np.ndarray]:
     """A grainy gradient with two light and two dark specks and a light and a dark scratch."""
     image = add_gaussian_noise(_gradient(), 5, rng=0)
@@ -144,7 +149,7 @@ def test_a_scratch_is_followed_at_its_level_into_light_texture():
     image, truth = _scratch_into_light_texture()
     over_texture = truth.copy()
     over_texture[:, :80] = False
-    before = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(scratch_span=0))
+    before = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(scratches=False))
     after = repair_mask(image)
     assert (before & over_texture).sum() < 0.5 * over_texture.sum()
     assert (after & over_texture).sum() >= 0.95 * over_texture.sum()
@@ -163,8 +168,7 @@ def test_only_long_defects_grow_and_only_through_their_own_level():
     image[40, 10:90] = 0.93  # the scratch runs on
     image[70:73, 70:76] = 0.93  # and so does the speck
     image[10:40, 30] = 0.8  # a picture line at another level meets the scratch
-    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
-    grown = detect._continued_scratches(image, mask, features, 30)
+    grown = detect._continued_scratches(image, mask, _features(image))
     assert grown[40, 10:90].all() and grown[40].sum() == 80
     assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
 
@@ -182,7 +186,7 @@ def test_a_speck_grows_by_a_pixel_at_its_own_colour_and_no_further():
     scratch = np.zeros_like(speck)
     scratch[50, 10:80] = True
     image[50, 10:90] = 0.92  # a found scratch that runs on: step 14's business, not this step's
-    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
+    features = _features(image)
     grown = detect._grown_specks(image, found | scratch, features, 1)
     np.testing.assert_array_equal(grown & speck, speck)
     assert not (grown & ~speck & ~scratch).any()
@@ -217,7 +221,7 @@ def test_a_light_speck_touching_a_dark_scratch_stands_apart():
     cv2.circle(speck, (33, 32), 2, 1, -1)
     speck = speck > 0
     image[scratch], image[speck] = 0.05, 0.95
-    features = [detect._contrasts(plane) for plane in detect._debris_planes(image)]
+    features = _features(image)
     light, dark = detect._standing_apart(image, speck, scratch, features, detect.REPAIR)
     np.testing.assert_array_equal(light, speck)
     edge = cv2.dilate(speck.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)

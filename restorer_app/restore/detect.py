@@ -206,7 +206,7 @@ class Tuning(NamedTuple):
     gate_seed_contrast: float = 0.15  # ... the loose candidates' seed bar: this contrast
     gate_seed_texture: float = 2.0  # ... plus this many times the texture level
     peel: bool = False  # search again once what was found is filled, and add what that finds
-    scratch_span: int = 0  # > 0: defects spanning this many px grow along thin pixels at their own level
+    scratches: bool = False  # defects spanning LONG_DEFECT_SPAN px or more grow along thin pixels at their level
     apart: bool = False  # judge a defect touching one of the other polarity again with that one filled
     speck_growth: int = 0  # px: shorter defects grow this far through pixels at their own colour
 
@@ -244,7 +244,7 @@ SUGGEST = Tuning()  # the suggested mask (``detect_damage``): best pixel F1
 # A speck is painted at one level too: one found short of its edge (the cuts drop the edge where it
 # crosses texture or touches a brighter area) grows by a pixel through pixels of its own colour.
 REPAIR = Tuning(reach=4, flood=3, tight=0.1, gate=0.7, nearer_level=0.5, margin_gate=0.2, peak=0.8, peel=True,
-                scratch_span=LONG_DEFECT_SPAN, apart=True, speck_growth=1)
+                scratches=True, apart=True, speck_growth=1)
 REPAIR_MARGIN = 2
 TIGHT_INPAINT_RADIUS = 3  # px, Telea
 LEVEL_REFERENCE = 0.3  # distance from the fill above which a pixel surely shows its defect's level
@@ -355,9 +355,9 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
     if tuning.peel and mask.any():
         peeled = fill_holes(colour, mask, cv2.INPAINT_TELEA, TIGHT_INPAINT_RADIUS)
         known = scores.after_change(peeled, mask) if scores is not None else None
-        mask = mask | _detect_band(peeled, grain, margin, tuning._replace(peel=False, scratch_span=0, speck_growth=0), known)
-    if tuning.scratch_span > 0 and mask.any():
-        mask = _continued_scratches(colour, mask, (light_features, dark_features), tuning.scratch_span)
+        mask = mask | _detect_band(peeled, grain, margin, tuning._replace(peel=False, scratches=False, speck_growth=0), known)
+    if tuning.scratches and mask.any():
+        mask = _continued_scratches(colour, mask, (light_features, dark_features))
     if tuning.speck_growth > 0 and mask.any():
         mask = _grown_specks(colour, mask, (light_features, dark_features), tuning.speck_growth)
     return mask
@@ -374,13 +374,13 @@ def _defects(colour: np.ndarray, mask: np.ndarray, features):
     return labels, span, debris_levels[0] >= debris_levels[1], np.maximum(*debris_levels), colours
 
 
-def _continued_scratches(colour: np.ndarray, mask: np.ndarray, features, min_span: int) -> np.ndarray:
+def _continued_scratches(colour: np.ndarray, mask: np.ndarray, features) -> np.ndarray:
     """``mask`` and the rest of its long defects: from each flagged component spanning at least
-    ``min_span`` px at a debris level of SCRATCH_LEVEL or more, the connected thin pixels (line
+    LONG_DEFECT_SPAN px at a debris level of SCRATCH_LEVEL or more, the connected thin pixels (line
     contrast >= SCRATCH_CONTRAST in its polarity's channel) within SCRATCH_LEVEL_DISTANCE of
     its median colour in every channel, however far they run."""
     labels, span, is_light, debris_level, colours = _defects(colour, mask, features)
-    grows = (debris_level >= SCRATCH_LEVEL) & (span >= min_span)
+    grows = (debris_level >= SCRATCH_LEVEL) & (span >= LONG_DEFECT_SPAN)
     grows[0] = False
     if not grows.any():
         return mask
@@ -451,8 +451,7 @@ def _standing_apart(colour: np.ndarray, light: np.ndarray, dark: np.ndarray, fea
         plane = _debris_planes(filled)[index]
         stands = np.zeros_like(kept)
         for element in (LINE_ELEMENT, SPECK_ELEMENT):
-            contrast = plane - cv2.morphologyEx(plane, cv2.MORPH_OPEN, _disc(element))
-            stands |= contrast >= tuning.grow_contrast + tuning.grow_texture * features[index][element][2]
+            stands |= _tophat(plane, element) >= tuning.grow_contrast + tuning.grow_texture * features[index][element][2]
         judged.append(kept & (~suspects | stands))
     return judged[0], judged[1]
 
@@ -595,9 +594,14 @@ def _contrasts(level: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.
     and polarity, thresholded by the detector and again, more loosely, by the network's gate."""
     out = {}
     for element in (LINE_ELEMENT, SPECK_ELEMENT):
-        contrast = level - cv2.morphologyEx(level, cv2.MORPH_OPEN, _disc(element))
+        contrast = _tophat(level, element)
         out[element] = (level, contrast, _local_median(contrast, TEXTURE_WINDOW))
     return out
+
+
+def _tophat(level: np.ndarray, element: int) -> np.ndarray:
+    """How far each pixel stands above the opening of ``level`` by a disc of ``element`` px."""
+    return cv2.morphologyEx(level, cv2.MORPH_TOPHAT, _disc(element))
 
 
 def _hysteresis_candidates(features: tuple[np.ndarray, np.ndarray, np.ndarray], tuning: Tuning = SUGGEST) -> np.ndarray:
