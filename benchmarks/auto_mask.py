@@ -13,6 +13,14 @@ restoration of the whole crop (no mask) moves by more than T/255 (``benchmarks/p
 measures that cue's recall and precision alone).
 
     python -m benchmarks.auto_mask --sets mcmaster18 cbsd68 --limit 6 [--first 4] [--cases 1 3-grey] --preset standard [--prior-cue 20] [--skip-true-mask]
+
+Runs over parts of a set (``--first``) are summarised together, without restoring anything:
+
+    python -m benchmarks.auto_mask --combine benchmarks/results/auto_mask_s18_speck.json benchmarks/results/auto_mask_s19_mcmaster9to18.json
+
+The table gives each method's mean over the cases and, as "pooled", its PSNR over every damaged
+pixel of the group (the crops of a set share one area, so each case weighs by its damaged
+fraction): the mean lets every case count once, the pooled figure lets the worst cases weigh most.
 """
 
 from __future__ import annotations
@@ -52,7 +60,12 @@ def main() -> None:
     parser.add_argument("--prior-cue", type=float, help="also restore with the repair mask plus the prior's cue at T/255")
     parser.add_argument("--skip-true-mask", action="store_true",
                         help="leave out our restoration with the true mask (half the time; it does not depend on the detector)")
+    parser.add_argument("--combine", nargs="+", metavar="RESULT_JSON",
+                        help="summarise earlier runs' result files together instead of running")
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine)
+        return
     if not 0 <= args.first < args.limit:
         parser.error("--first must be at least 0 and below --limit")
     runtime.configure()
@@ -93,23 +106,62 @@ def main() -> None:
     methods = ["input", "ours_auto_mask"] + ([] if args.skip_true_mask else ["ours_true_mask"])
     methods += ["navier_stokes_true_mask", "telea_true_mask"]
     methods += ["ours_auto_prior_mask"] if args.prior_cue is not None else []
-    print("\n| set | images | " + " | ".join(methods) + " | auto >= N-S (images) |")
-    print("|---|---|" + "---|" * (len(methods) + 1))
-    summary = []
-    for set_name in args.sets:
-        group = [r for r in rows if r["set"] == set_name]
-        if not group:
-            continue
-        means = {m: float(np.mean([r[m]["psnr_damaged"] for r in group])) for m in methods}
-        wins = sum(r["ours_auto_mask"]["psnr_damaged"] >= r["navier_stokes_true_mask"]["psnr_damaged"] for r in group)
-        summary.append({"set": set_name, "images": len(group), "psnr_damaged": means, "auto_wins_vs_ns": wins})
-        print(f"| {set_name} | {len(group)} | " + " | ".join(f"{means[m]:.2f}" for m in methods) + f" | {wins}/{len(group)} |")
+    summary = summarise(rows, methods, by_colour=False)
     report = {"benchmark": "auto_mask", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "model": str(default_model_path()),
               "first": args.first, "limit": args.limit, "only_cases": args.cases, "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
     out = RESULTS / f"auto_mask_{args.tag}.json"
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
+
+
+def _pooled(group: list[dict], method: str) -> float:
+    """PSNR over every damaged pixel of ``group``: its cases' mean squared errors weighted by
+    their damaged fractions (one crop area per set)."""
+    weights = np.array([r["damaged_fraction"] for r in group])
+    errors = np.array([10 ** (-r[method]["psnr_damaged"] / 10) for r in group])
+    return float(-10 * np.log10((weights * errors).sum() / weights.sum()))
+
+
+def summarise(rows: list[dict], methods: list[str], by_colour: bool) -> list[dict]:
+    """Print and return, per set (and with ``by_colour`` per set's colour and grey cases), each
+    method's mean and pooled PSNR inside the damage and how many cases ours with the detector's
+    mask matched or beat Navier-Stokes given the true mask."""
+    print("\n| group | images | " + " | ".join(f"{m} mean / pooled" for m in methods) + " | auto >= N-S (images) |")
+    print("|---|---|" + "---|" * (len(methods) + 1))
+    summary = []
+    for set_name in dict.fromkeys(r["set"] for r in rows):
+        in_set = [r for r in rows if r["set"] == set_name]
+        groups = [(set_name, in_set)]
+        if by_colour:
+            groups += [(f"{set_name} {kind}", [r for r in in_set if r["image"].endswith("-grey") == (kind == "grey")])
+                       for kind in ("colour", "grey")]
+        for name, group in groups:
+            if not group:
+                continue
+            means = {m: float(np.mean([r[m]["psnr_damaged"] for r in group])) for m in methods}
+            pooled = {m: _pooled(group, m) for m in methods}
+            wins = sum(r["ours_auto_mask"]["psnr_damaged"] >= r["navier_stokes_true_mask"]["psnr_damaged"] for r in group)
+            summary.append({"set": name, "images": len(group), "psnr_damaged": means, "psnr_damaged_pooled": pooled,
+                            "auto_wins_vs_ns": wins})
+            print(f"| {name} | {len(group)} | " + " | ".join(f"{means[m]:.2f} / {pooled[m]:.2f}" for m in methods)
+                  + f" | {wins}/{len(group)} |")
+    return summary
+
+
+def combine(paths: list[str]) -> None:
+    """The summary of several runs' rows (the methods all of them measured); a case measured twice
+    is an error, since the runs would disagree on it."""
+    rows, seen = [], set()
+    for path in paths:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            key = (row["set"], row["image"])
+            if key in seen:
+                raise SystemExit(f"auto_mask: error: {path}: {key[0]}/{key[1]} is in an earlier file too")
+            seen.add(key)
+            rows.append(row)
+    known = ["input", "ours_auto_mask", "ours_true_mask", "navier_stokes_true_mask", "telea_true_mask", "ours_auto_prior_mask"]
+    summarise(rows, [m for m in known if all(m in r for r in rows)], by_colour=True)
 
 
 if __name__ == "__main__":
