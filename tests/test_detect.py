@@ -193,6 +193,23 @@ def test_a_speck_grows_by_a_pixel_at_its_own_colour_and_no_further():
     assert not (detect._grown_specks(image, found | scratch, features, 3) & ~speck & ~scratch).any()
 
 
+def test_a_dark_speck_on_a_light_scratch_grows_at_its_own_colour():
+    """Light and dark flagged pixels are separate defects: a dark speck whose lower half the cuts
+    left out, touching a found light scratch, takes that half back at its own colour, while the
+    scratch, a defect of its own, stays as found."""
+    image = add_gaussian_noise(np.full((64, 96, 3), 0.45, np.float32), 5, rng=5)
+    scratch, speck = np.zeros((64, 96), bool), np.zeros((64, 96), np.uint8)
+    scratch[30, 10:70] = True
+    image[scratch] = 0.93
+    cv2.circle(speck, (40, 33), 3, 1, -1)
+    speck = speck > 0
+    image[speck] = 0.05
+    rows = np.arange(64)[:, None]
+    found = (scratch & ~speck) | (speck & (rows <= 33))
+    grown = detect._grown_specks(image, found, _features(image), 3)
+    np.testing.assert_array_equal(grown, found | speck)
+
+
 def test_picture_pinched_by_a_dark_scratch_is_not_light_debris():
     """A 4-px strip of a bright area cut off by a dark scratch beside a dark area is, to the
     top-hat, a light line; once the scratch is filled it is the bright area again."""
