@@ -141,7 +141,9 @@ why each is there (every number was chosen on Kodak24, the validation set of
    belongs to the light defects where its light debris level is the higher. Labelled together, a
    dark speck touching a light scratch took the scratch's colour and never grew at its own
    (McMaster18 case 3). N-S proxy: Kodak24 24.88 -> 24.94 dB, McMaster18 24.05 -> 24.07, CBSD68
-   23.45 -> 23.48, clean flags unchanged (0.376 / 0.439 / 0.326 %).
+   23.45 -> 23.48, clean flags unchanged (0.376 / 0.439 / 0.326 %). The flow with `standard`
+   inside the damage: all 27 McMaster18 cases 25.10 -> 25.14 dB (pooled over the damaged pixels
+   23.77 -> 23.84), CBSD68's 6 cases 28.90 -> 28.95 (quality log E86).
 
 Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU 0.8-1.6 s for
 the suggested mask and 39-40 s for the repair mask (``benchmarks/detection.py``, session 15, on an
