@@ -46,6 +46,8 @@ from restorer_app.restore.pipeline import restore_image
 from restorer_app.restore.settings import RestoreSettings
 
 RESULTS = Path(__file__).parent / "results"
+# what a row can hold, in the table's order (a run leaves out the true mask or the prior cue on request)
+METHODS = ("input", "ours_auto_mask", "ours_true_mask", "navier_stokes_true_mask", "telea_true_mask", "ours_auto_prior_mask")
 
 
 def main() -> None:
@@ -103,10 +105,7 @@ def main() -> None:
     unknown = sorted(set(args.cases or ()) - {r["image"] for r in rows})
     if unknown:
         print(f"--cases not in the range, not measured: {' '.join(unknown)}")
-    methods = ["input", "ours_auto_mask"] + ([] if args.skip_true_mask else ["ours_true_mask"])
-    methods += ["navier_stokes_true_mask", "telea_true_mask"]
-    methods += ["ours_auto_prior_mask"] if args.prior_cue is not None else []
-    summary = summarise(rows, methods, by_colour=False)
+    summary = summarise(rows, _measured(rows), by_colour=False)
     report = {"benchmark": "auto_mask", "device": args.device, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "python": platform.python_version(), "model": str(default_model_path()),
               "first": args.first, "limit": args.limit, "only_cases": args.cases, "preset": args.preset, "prior_cue": args.prior_cue, "skip_true_mask": args.skip_true_mask, "cases": "benchmarks/detection.py build_cases", "summary": summary, "rows": rows}
@@ -160,8 +159,12 @@ def combine(paths: list[str]) -> None:
                 raise SystemExit(f"auto_mask: error: {path}: {key[0]}/{key[1]} is in an earlier file too")
             seen.add(key)
             rows.append(row)
-    known = ["input", "ours_auto_mask", "ours_true_mask", "navier_stokes_true_mask", "telea_true_mask", "ours_auto_prior_mask"]
-    summarise(rows, [m for m in known if all(m in r for r in rows)], by_colour=True)
+    summarise(rows, _measured(rows), by_colour=True)
+
+
+def _measured(rows: list[dict]) -> list[str]:
+    """The methods every row measured, in the table's order."""
+    return [m for m in METHODS if all(m in r for r in rows)]
 
 
 if __name__ == "__main__":

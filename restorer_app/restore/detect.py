@@ -387,7 +387,8 @@ def _defects(colour: np.ndarray, mask: np.ndarray, features):
     debris_levels = [_component_medians(flagged, level[LINE_ELEMENT][0][mask], count) for level in features]
     colours = np.stack([_component_medians(flagged, channel[mask], count) for channel in np.moveaxis(colour, 2, 0)], 1)
     span = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    return labels, span, debris_levels[0] >= debris_levels[1], np.maximum(*debris_levels), colours
+    is_light = np.arange(count) < light_count
+    return labels, span, is_light, np.where(is_light, *debris_levels), colours
 
 
 def _continued_scratches(colour: np.ndarray, mask: np.ndarray, features) -> np.ndarray:
