@@ -69,9 +69,10 @@ def test_alpha_is_ignored():
 
 def test_large_images_are_searched_in_bands_with_the_same_result(monkeypatch):
     damaged, _ = add_scratches(synthetic_photo(200, 150, 7), rng=7)
-    whole = detect_damage(damaged)
+    whole, whole_repair = detect_damage(damaged), repair_mask(damaged)
     monkeypatch.setattr(detect, "BAND_PIXELS", 150 * 40)  # bands of 32 rows
     assert np.array_equal(detect_damage(damaged), whole) and whole.any()
+    assert np.array_equal(repair_mask(damaged), whole_repair)  # two readings per band, sharing its scores
 
 
 def _patterns() -> dict[str, np.ndarray]:
