@@ -299,6 +299,35 @@ def test_repair_mask_is_the_strict_and_the_loose_reading_together():
     np.testing.assert_array_equal(repair_mask(damaged), strict | loose)
 
 
+def test_repair_mask_stops_when_asked():
+    """The caller's stop check is polled between readings and network tiles; it changes nothing
+    while it says no."""
+    damaged, _ = add_scratches(synthetic_photo(128, 160, 3), rng=3)
+    polls = []
+
+    def stop_at_the_third_poll() -> bool:
+        polls.append(1)
+        return len(polls) >= 3
+
+    with pytest.raises(detect.DetectionStopped):
+        repair_mask(damaged, should_stop=stop_at_the_third_poll)
+    assert len(polls) == 3
+    np.testing.assert_array_equal(repair_mask(damaged, should_stop=lambda: False), repair_mask(damaged))
+
+
+def test_a_job_stopped_while_looking_for_damage_is_cancelled_and_writes_nothing(tmp_path):
+    from restorer_app.jobs.restore_file import AUTO_MASK, restore_file
+    from restorer_app.restore.pipeline import RestoreCancelled
+    from restorer_app.restore.settings import RestoreSettings
+
+    source, output = tmp_path / "scan.png", tmp_path / "out.png"
+    Image.fromarray((synthetic_photo(64, 64, 1) * 255).astype(np.uint8)).save(source)
+    with pytest.raises(RestoreCancelled, match="looking for damage"):
+        restore_file(source, output, RestoreSettings(preset="fast", device="cpu"), mask_path=AUTO_MASK,
+                     should_stop=lambda: True)
+    assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]
+
+
 def test_the_network_gate_judges_each_pixel_of_a_candidate(monkeypatch):
     """Only the pixels the network vouches for join, not the whole candidate they were grown in
     (a candidate grown through texture also holds picture)."""

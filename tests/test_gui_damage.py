@@ -4,6 +4,8 @@ grid kept on the image. Offscreen, a tiny flow, no detector needed (it is monkey
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -34,7 +36,7 @@ def paint(doc, x, y, radius=2):
 def fake_detector(monkeypatch, result=None, error=None):
     calls = []
 
-    def repair_mask(image):
+    def repair_mask(image, should_stop=None):
         calls.append(image.shape)
         if error is not None:
             raise error
@@ -125,6 +127,32 @@ def test_detection_waits_for_a_stroke_in_progress(window, env, qtbot, monkeypatc
     qtbot.waitUntil(lambda: doc.mask.mask[0:2].all(), timeout=5000)
     window.actions_by_name["undo"].trigger()
     assert not doc.mask.mask[0:2].any() and doc.mask.mask[12, 16]  # the stroke is its own step
+
+
+def test_closing_the_window_stops_a_detection_in_progress(window, env, qtbot, monkeypatch):
+    """A detection of a large scan takes minutes; quitting asks it to stop and reports nothing."""
+    from restorer_app.restore.detect import DetectionStopped
+
+    started, stopped = [], []
+
+    def slow_repair_mask(image, should_stop=None):
+        started.append(True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if should_stop is not None and should_stop():
+                stopped.append(True)
+                raise DetectionStopped("stopped while looking for damage")
+            time.sleep(0.01)
+        return np.zeros(image.shape[:2], bool)
+
+    monkeypatch.setattr("restorer_app.restore.detect.repair_mask", slow_repair_mask)
+    window.open_file(write_png(env / "a.png"))
+    window.detect_damage()
+    qtbot.waitUntil(lambda: bool(started), timeout=5000)
+    closing = time.monotonic()
+    window.close()
+    assert stopped and time.monotonic() - closing < 5
+    assert window.last_error is None or "damage" not in window.last_error
 
 
 # folders ---------------------------------------------------------------------------------------------

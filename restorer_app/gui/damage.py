@@ -17,6 +17,7 @@ from PySide6.QtCore import QThread, Signal
 from restorer_app.gui.messages import short_error
 from restorer_app.imaging.errors import ImageError
 from restorer_app.jobs.restore_file import AUTO_MASK, changes_path, load_mask
+from restorer_app.restore.detect import DetectionStopped
 
 #: Opacity (0-255) of a synthesised pixel, and of a cleaned one that moved CHANGES_FULL levels or
 #: more; a cleaned pixel that moved less is more transparent (down to CHANGES_FAINT for one
@@ -38,15 +39,22 @@ class DetectWorker(QThread):
         super().__init__(parent)
         self.doc = doc
         self.scan = doc.scan  # read-only here; the GUI never changes a scan's pixels
+        self._stop = False
+
+    def request_stop(self) -> None:
+        """Stop within a few seconds, reporting nothing (the window is closing)."""
+        self._stop = True
 
     def run(self) -> None:
         try:
-            mask = load_mask(AUTO_MASK, self.scan)
+            mask = load_mask(AUTO_MASK, self.scan, should_stop=lambda: self._stop)
             mask = np.asarray(mask, dtype=bool)
             shape = self.scan.pixels.shape[:2]
             if mask.shape != shape:
                 raise ValueError(f"the detector returned a {mask.shape[-1]}x{mask.shape[0]} mask "
                                  f"for a {shape[1]}x{shape[0]} image")
+        except DetectionStopped:
+            return
         except MemoryError:
             self.failed.emit(self.doc, f"{self.scan.path}: not enough memory to look for damage")
         except Exception as exc:  # one line for the user; never a traceback

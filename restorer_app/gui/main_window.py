@@ -526,7 +526,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         """Let the worker stop between batches: its job is paused and resumes next time."""
         self._closing = True
-        for worker in list(self._detecting.values()):  # a detection cannot be interrupted; it is short
+        for worker in list(self._detecting.values()):  # a detection stops within a few seconds
+            worker.request_stop()
             worker.wait()
         if self.busy:
             self.statusBar().showMessage("pausing the running job…")

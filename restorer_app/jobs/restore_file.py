@@ -19,7 +19,8 @@ from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
-from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, Solver, StepProgress, restore_image
+from restorer_app.restore.detect import DetectionStopped
+from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, RestoreCancelled, Solver, StepProgress, restore_image
 from restorer_app.restore.settings import RestoreSettings
 
 #: ``mask_path`` value that asks for the detector's suggested mask instead of a file.
@@ -32,15 +33,16 @@ def changes_path(output_path) -> Path:
     return output_path.with_name(output_path.name + ".changes.png")
 
 
-def load_mask(mask_path, scan) -> np.ndarray | None:
-    """The damage mask: from a PNG, from the detector (``auto``: its high-recall repair mask), or None."""
+def load_mask(mask_path, scan, should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
+    """The damage mask: from a PNG, from the detector (``auto``: its high-recall repair mask), or
+    None. ``should_stop()`` true stops the detector (``restore.detect.DetectionStopped``)."""
     if not mask_path:
         return None
     if str(mask_path) == AUTO_MASK:
-        from restorer_app.restore.detect import repair_mask
+        from restorer_app.restore.detect import repair_mask  # looked up at call time: the GUI tests replace it
 
         image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
-        return repair_mask(image)
+        return repair_mask(image, should_stop=should_stop)
     return read_mask(mask_path, scan.pixels.shape[:2])
 
 
@@ -75,7 +77,10 @@ def restore_file(
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)
     scan = read_image(input_path)
-    mask = load_mask(mask_path, scan)
+    try:
+        mask = load_mask(mask_path, scan, should_stop)
+    except DetectionStopped:  # nothing solved yet: the job stops like one cancelled between batches
+        raise RestoreCancelled(0, 0, "cancelled while looking for damage, before any patch") from None
     solver = solver if solver is not None else LocalSolver(settings, model)
     started = dt.datetime.now(dt.timezone.utc)
     stats: dict = {"losses": [], "retries": 0, "failed": 0, "from_store": 0}

@@ -118,8 +118,9 @@ class JobRunner:
             tracker.sync(force=True)
 
         def stop_now() -> bool:
-            """Polled before every batch and every optimiser step: cheap (a clock read) except for
-            the timed database sync, which is forced at the first poll after a batch's patches."""
+            """Polled before every batch and every optimiser step, and by ``--mask auto``'s
+            detector before each network tile: cheap (a clock read) except for the timed
+            database sync, which is forced at the first poll after a batch's patches."""
             state = tracker.sync(force=tracker.fresh)
             return self._halt_requested() or state is not JobState.RUNNING
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -80,8 +81,11 @@ class TileScores:
     the detector asks twice (loose candidates, then the margin's pixels) about mostly the same
     places."""
 
-    def __init__(self, net: DamageNet, image: np.ndarray):
+    def __init__(self, net: DamageNet, image: np.ndarray, before_tile: Callable[[], None] | None = None):
+        """``before_tile`` is called before each tile is scored: a stop check may raise there
+        (the network takes most of the detector's time)."""
         self.net = net
+        self.before_tile = before_tile
         planes = debris_planes(image)
         self.height, self.width = planes.shape[1:]
         reach = net.reach
@@ -94,7 +98,7 @@ class TileScores:
         tiles already scored whose window (the tile and the network's reach) holds no changed
         pixel keep their scores instead of being computed again (the detector's second search
         on the image with its first mask filled)."""
-        other = TileScores(self.net, image)
+        other = TileScores(self.net, image, self.before_tile)
         reach = self.net.reach
         for row, top in enumerate(range(0, self.height, TILE)):
             for column, left in enumerate(range(0, self.width, TILE)):
@@ -115,6 +119,8 @@ class TileScores:
                 bottom, right = min(top + TILE, self.height), min(left + TILE, self.width)
                 if self.scored[row, column] or (where is not None and not where[top:bottom, left:right].any()):
                     continue
+                if self.before_tile is not None:
+                    self.before_tile()
                 window = self.padded[:, top : bottom + 2 * reach, left : right + 2 * reach]
                 tile = torch.from_numpy(window)[None].contiguous(memory_format=CHANNELS_LAST)  # one copy
                 logits = self.net(tile)

@@ -58,10 +58,11 @@ ETA_WINDOW_S = 60.0
 
 class RestoreCancelled(Exception):
     """Raised when ``should_stop()`` asked for it, between batches or between two optimiser steps
-    of a batch (that batch is dropped); every patch of the earlier batches is kept."""
+    of a batch (that batch is dropped); every patch of the earlier batches is kept. ``why``
+    replaces the message (``restore_file`` stopped before any patch, while detecting damage)."""
 
-    def __init__(self, done: int, total: int):
-        super().__init__(f"cancelled after {done} of {total} patches")
+    def __init__(self, done: int, total: int, why: str | None = None):
+        super().__init__(why or f"cancelled after {done} of {total} patches")
         self.done, self.total = done, total
 
 
