@@ -328,6 +328,14 @@ def test_a_job_stopped_while_looking_for_damage_is_cancelled_and_writes_nothing(
     assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]
 
 
+def test_a_reading_with_only_the_sure_specks_loads_the_network_too():
+    """Every step that asks the network gets its scores, whichever of them a reading uses."""
+    image, truth = _faint_speck()
+    image[truth] = 0.97
+    found = detect_damage(image, detect.REPAIR_MARGIN, detect.REPAIR._replace(gate=0.0, margin_gate=0.0))
+    assert found[truth].all()
+
+
 def test_the_network_gate_judges_each_pixel_of_a_candidate(monkeypatch):
     """Only the pixels the network vouches for join, not the whole candidate they were grown in
     (a candidate grown through texture also holds picture)."""

@@ -238,6 +238,11 @@ class Tuning(NamedTuple):
     apart: bool = False  # judge a defect touching one of the other polarity again with that one filled
     speck_growth: int = 0  # px: shorter defects grow this far through pixels at their own colour
 
+    @property
+    def reads_network(self) -> bool:
+        """Whether a step of this reading asks the damage network (which the caller then loads)."""
+        return self.gate > 0 or self.margin_gate > 0 or self.peak > 0
+
 
 SUGGEST = Tuning()  # the suggested mask (``detect_damage``): best pixel F1
 # For repair (``repair_mask``), chosen on Kodak24 by the PSNR that the damaged pixels left out of the
@@ -338,7 +343,7 @@ def _detect(image: np.ndarray, margin: int, tunings: tuple[Tuning, ...],
         start, stop = max(top - BAND_OVERLAP, 0), min(top + rows + BAND_OVERLAP, height)
         band_colour = colour[start:stop]
         scores = None
-        if any(tuning.gate > 0 or tuning.margin_gate > 0 for tuning in tunings):
+        if any(tuning.reads_network for tuning in tunings):
             scores = TileScores(_damage_net(), band_colour, check)
         band = np.zeros(band_colour.shape[:2], bool)
         for tuning in tunings:
@@ -377,9 +382,9 @@ def _extremes(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning = SUGGEST,
                  known_scores: TileScores | None = None) -> np.ndarray:
-    """The mask of one band; ``known_scores``: the damage network's scores of this band so far
-    (another reading of the band shares them; the second search of step 13 reuses them wherever
-    the fill changed nothing)."""
+    """The mask of one band; ``known_scores``: the damage network's scores of this band so far,
+    needed when ``tuning.reads_network`` (another reading of the band shares them; the second
+    search of step 13 reuses them wherever the fill changed nothing)."""
     light, dark = _debris_planes(colour)
     light_features, dark_features = _contrasts(light), _contrasts(dark)  # shared with the gate
     light_kept, light_candidates = _debris(light_features, grain, tuning)
@@ -391,8 +396,6 @@ def _detect_band(colour: np.ndarray, grain: float, margin: int, tuning: Tuning =
         mask = (_extend(mask & light_kept, light_candidates, light, tuning)
                 | _extend(mask & dark_kept, dark_candidates, dark, tuning))
     scores = known_scores
-    if scores is None and (tuning.gate > 0 or tuning.margin_gate > 0):
-        scores = TileScores(_damage_net(), colour)
     if tuning.gate > 0:
         mask = mask | _net_confirmed(scores, (light_features, dark_features), mask, tuning)
     if tuning.peak > 0:
