@@ -242,7 +242,7 @@ def test_a_light_speck_touching_a_dark_scratch_stands_apart():
     speck = speck > 0
     image[scratch], image[speck] = 0.05, 0.95
     features = _features(image)
-    light, dark = detect._standing_apart(image, speck, scratch, features, detect.REPAIR)
+    light, dark = detect._standing_apart(image, (speck, scratch), (speck, scratch), features, detect.REPAIR)
     np.testing.assert_array_equal(light, speck)
     edge = cv2.dilate(speck.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     np.testing.assert_array_equal(dark | (scratch & edge), scratch)
@@ -296,7 +296,31 @@ def test_repair_mask_is_the_strict_and_the_loose_reading_together():
     strict = detect_damage(damaged, detect.REPAIR_MARGIN, detect.REPAIR)
     loose = detect_damage(damaged, detect.REPAIR_MARGIN, detect.REPAIR_LOOSE)
     assert (loose & ~strict).any()
-    np.testing.assert_array_equal(repair_mask(damaged), strict | loose)
+    np.testing.assert_array_equal(repair_mask(damaged), detect._fill_holes(strict | loose, detect.REPAIR_HOLE))
+
+
+def test_repair_mask_fills_its_small_holes_at_the_debris_level(monkeypatch):
+    """An unflagged pixel inside the repair mask is context the flow leans on from every side, so a
+    hole of up to REPAIR_HOLE px at the level of the debris around it is filled; a hole showing
+    picture, a larger one and a gap open to the border are not."""
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    readings = np.zeros((64, 64), bool)
+    for top in (5, 20):  # two specks with a 1-px hole each
+        readings[top : top + 5, 5:10] = True
+        image[top : top + 5, 5:10] = 0.95
+        readings[top + 2, 7] = False
+    image[7, 7] = 0.93  # the speck's own pixel, a little darker
+    image[22, 7] = 0.5  # picture showing through
+    readings[40:47, 20:27] = True
+    image[40:47, 20:27] = 0.95
+    readings[42:45, 22:25] = False  # a 9-px hole
+    readings[40:45, 0:5] = True
+    image[40:45, 0:5] = 0.95
+    readings[42, 0:3] = False  # a gap open to the left border
+    monkeypatch.setattr(detect, "_detect_band", lambda *args: readings.copy())
+    expected = readings.copy()
+    expected[7, 7] = True
+    np.testing.assert_array_equal(repair_mask(image), expected)
 
 
 def test_repair_mask_stops_when_asked():
