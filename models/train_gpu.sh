@@ -7,7 +7,7 @@
 # second costs the first little):
 #  - H=128 resumes models/campaign/flow-prior-h128.ckpt.pt (committed, travels with the tree),
 #    fp32 (faster than bf16 couplings on Hopper: benchmarks/results/train_speed_cuda.json),
-#    batch 256, lr 2e-4;
+#    batch 256, lr LR128 (default 5e-5: at 2e-4 session 17's GPU steps undid the bundled point);
 #  - H=256 (the paper's width, issue 12) continues models/campaign/flow-prior-h256.safetensors
 #    when there is one (fresh Adam state: its checkpoint is over the transfer budget and stays
 #    out of git), else starts from scratch at lr 1e-3. WIDE=0 skips it. A continuation counts
@@ -40,7 +40,7 @@ train() {  # hidden lr extra-args...
     --eval-every 250 --log-every 25 --checkpoint-every 100 --time-limit $(( MINUTES * 60 )) "$@" \
     > "$LOGS/train-h$hidden.out" 2>&1
 }
-train 128 2e-4 --init models/flow-prior.safetensors --latent-noise-warmup 1 &
+train 128 ${LR128:-5e-5} --init models/flow-prior.safetensors --latent-noise-warmup 1 &
 narrow=$!
 if [ "$WIDE" = 1 ]; then
   if [ -f $CAMPAIGN-h256.safetensors ]; then
