@@ -174,6 +174,19 @@ def test_only_long_defects_grow_and_only_through_their_own_level():
     assert not grown[70:73, 73:76].any() and not grown[10:40, 30].any()
 
 
+def test_a_scratch_found_in_a_piece_of_fifteen_pixels_is_followed():
+    """Over a mesh of picture lines a scratch may be found only in short pieces (CBSD68's
+    223061-grey); a piece spanning 15 px is followed at its level, one of a speck's size (12 px)
+    is not."""
+    image = add_gaussian_noise(np.full((96, 96, 3), 0.3, np.float32), 5, rng=1)
+    mask = np.zeros((96, 96), bool)
+    mask[40, 10:25] = True
+    mask[70, 10:22] = True
+    image[40, 10:90] = image[70, 10:90] = 0.93
+    grown = detect._continued_scratches(image, mask, _features(image))
+    assert grown[40, 10:90].all() and not grown[70, 22:].any()
+
+
 def test_a_speck_grows_by_a_pixel_at_its_own_colour_and_no_further():
     """A found speck whose edge the cuts left out takes the edge pixels at its own colour that stand
     out as specks; picture beside it (another level, or no contrast), and a scratch, do not grow."""
