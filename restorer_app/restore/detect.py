@@ -348,9 +348,9 @@ def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN,
                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Bool HxW mask for ``restore --mask auto``: every defect :func:`detect_damage` finds, and
     the fainter ones the damage network confirms, to their whole extent and no further (steps
-    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.5 % of the damaged
-    pixels, 80 % of what it flags is damage, and it flags 0.48 % of a clean grainy crop
-    (``benchmarks/detection.py``, 1-px tolerance; ``detection_s23.md``). ``should_stop()`` true
+    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.6 % of the damaged
+    pixels, 79 % of what it flags is damage, and it flags 0.57 % of a clean grainy crop
+    (``benchmarks/detection.py``, 1-px tolerance; ``detection_s25.md``). ``should_stop()`` true
     raises :class:`DetectionStopped` at its next poll: a 4-megapixel scan takes 44 s with one
     thread, its polls lie at most 5.4 s apart (most under 2 s)."""
     return _detect(image, margin, (REPAIR, REPAIR_LOOSE), should_stop, REPAIR_HOLE)
