@@ -142,14 +142,14 @@ why each is there (every number was chosen on Kodak24, the validation set of
 16. Specks grown at their level (session 18). The cuts of steps 9 and 11 leave a speck's edge
    behind where it crosses texture or touches a brighter area (McMaster18's worst cases: light
    specks over light picture, the edge at 0.9 beside picture at 0.8). Each flagged component
-   spanning less than 15 px (30 until session 25; the rest is step 14's) at a debris level of at least 0.75 takes the
-   pixels around it, 1 px deep, that lie within 0.05 of its median colour in every channel and
-   stand out of a 9-px opening by 0.15 or more in its polarity's channel. N-S proxy inside the
-   damage and flags on clean grainy crops: Kodak24 24.75 -> 24.88 dB, 0.339 -> 0.377 %; on the
-   test sets McMaster18 23.94 -> 24.05 dB, 0.389 -> 0.439 %; CBSD68 (24 photos) 23.39 -> 23.45
-   dB, 0.282 -> 0.326 %. Colour distance 0.06: 24.89 / 0.385 %; with the extension below, 2 px
-   deep 24.92 / 0.371 %, and at distance 0.06 a contrast bar of 0.05 / 0.2: 24.94 / 0.367 %,
-   24.90 / 0.353 %.
+   spanning less than 15 px (30 until session 25; the rest is step 14's) at a debris level of at
+   least 0.75 takes the pixels around it, 1 px deep, that lie within 0.05 of its median colour in
+   every channel and stand out of a 9-px opening by 0.15 or more in its polarity's channel. N-S
+   proxy inside the damage and flags on clean grainy crops: Kodak24 24.75 -> 24.88 dB, 0.339 ->
+   0.377 %; on the test sets McMaster18 23.94 -> 24.05 dB, 0.389 -> 0.439 %; CBSD68 (24 photos)
+   23.39 -> 23.45 dB, 0.282 -> 0.326 %. Colour distance 0.06: 24.89 / 0.385 %; with the extension
+   below, 2 px deep 24.92 / 0.371 %, and at distance 0.06 a contrast bar of 0.05 / 0.2: 24.94 /
+   0.367 %, 24.90 / 0.353 %.
    Not taken: step 9's extension holding to the kept defect's level (within 0.05), which halves
    the flags this step adds (Kodak24 24.91 / 0.347 %) but drops the soft edges of painted
    defects, which the flow cannot afford: with `standard`, McMaster18 case 1 lost 0.19 dB and
