@@ -121,9 +121,8 @@ def main() -> None:
 def _pooled(group: list[dict], method: str) -> float:
     """PSNR over every damaged pixel of ``group``: its cases' mean squared errors weighted by
     their damaged fractions (one crop area per set)."""
-    weights = np.array([r["damaged_fraction"] for r in group])
-    errors = np.array([10 ** (-r[method]["psnr_damaged"] / 10) for r in group])
-    return float(-10 * np.log10((weights * errors).sum() / weights.sum()))
+    every_case = np.arange(len(group))
+    return float(-10 * np.log10(_pooled_error(group, method, every_case)))
 
 
 def pooled_gap(group: list[dict], resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
@@ -131,17 +130,22 @@ def pooled_gap(group: list[dict], resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     interval from a paired bootstrap over the cases (seed 0): a few hard cases carry the pooled
     figure, so whether a gap of a few hundredths of a dB is more than the choice of photos needs
     saying."""
-    weights = np.array([r["damaged_fraction"] for r in group])
-    errors = {m: np.array([10 ** (-r[m]["psnr_damaged"] / 10) for r in group]) for m in ("ours_auto_mask", "navier_stokes_true_mask")}
 
     def gap(picks: np.ndarray) -> np.ndarray:
-        w = weights[picks]
-        ours, ns = ((w * errors[m][picks]).sum(axis=-1) / w.sum(axis=-1) for m in errors)
-        return 10 * np.log10(ns / ours)
+        return 10 * np.log10(_pooled_error(group, "navier_stokes_true_mask", picks)
+                             / _pooled_error(group, "ours_auto_mask", picks))
 
     picks = np.random.default_rng(0).integers(0, len(group), size=(resamples, len(group)))
     low, high = np.percentile(gap(picks), [2.5, 97.5])
     return {"gap": float(gap(np.arange(len(group)))), "ci95": [float(low), float(high)], "resamples": resamples}
+
+
+def _pooled_error(group: list[dict], method: str, picks: np.ndarray) -> np.ndarray:
+    """Mean squared error inside the damage over the cases ``picks`` (indices into ``group``; each
+    row of a 2-D array is one resample), every case weighed by its damaged fraction."""
+    weights = np.array([r["damaged_fraction"] for r in group])[picks]
+    errors = np.array([10 ** (-r[method]["psnr_damaged"] / 10) for r in group])[picks]
+    return (weights * errors).sum(axis=-1) / weights.sum(axis=-1)
 
 
 def summarise(rows: list[dict], methods: list[str], by_colour: bool) -> list[dict]:

@@ -65,6 +65,9 @@ def main() -> None:
         lossless_webp(png, target, args.crop)
         urban += 1
         used += target.stat().st_size
+    if used > budget:
+        raise SystemExit(f"pack_gpu_data: error: the Urban100 crops alone need {used / 2**20:.1f} MiB, "
+                         f"over the {budget / 2**20:.1f} MiB budget; pass a smaller --crop")
     for jpeg in sorted((SHARED / "train" / "bsds432").glob("*.jpg")):
         size = jpeg.stat().st_size
         if used + size > budget:
