@@ -421,18 +421,20 @@ def test_the_margin_stays_only_where_the_network_reads_damage(monkeypatch, score
 
 def test_the_networks_surest_specks_are_added_and_nothing_else():
     """Specks the network is sure of (score >= peak, near-extreme level, at most 80 px) join
-    the repair mask even when no candidate proposed them; large, mid-grey or doubtful marks do
-    not."""
+    the repair mask even when no candidate proposed them, the faintest painted ones (level 0.78,
+    under the seed bar) too; large, mid-grey or doubtful marks do not."""
     class Scores:
         scores = np.zeros((64, 96), np.float32)
     level = np.full((64, 96), 0.4, np.float32)
-    marks = {"speck": (slice(5, 9), slice(5, 9)), "blob": (slice(20, 40), slice(5, 25)),
-             "grey": (slice(5, 9), slice(40, 44)), "doubtful": (slice(5, 9), slice(60, 64))}
+    marks = {"speck": (slice(5, 9), slice(5, 9)), "faint": (slice(50, 54), slice(60, 62)),
+             "blob": (slice(20, 40), slice(5, 25)), "grey": (slice(5, 9), slice(40, 44)),
+             "doubtful": (slice(5, 9), slice(60, 64))}
+    levels = {"faint": 0.78, "grey": 0.7}
     for name, where in marks.items():
         Scores.scores[where] = 0.5 if name == "doubtful" else 0.95
-        level[where] = 0.7 if name == "grey" else 0.95
+        level[where] = levels.get(name, 0.95)
     peaks = detect._net_peaks(Scores(), level, np.zeros((64, 96), bool), detect.REPAIR)
-    assert peaks[marks["speck"]].all() and peaks.sum() == 16
+    assert peaks[marks["speck"]].all() and peaks[marks["faint"]].all() and peaks.sum() == 16 + 8
 
 
 def test_a_flagged_pixel_that_looks_like_the_picture_is_dropped():
