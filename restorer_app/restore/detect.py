@@ -94,8 +94,9 @@ why each is there (every number was chosen on Kodak24, the validation set of
    the flow's error inside that case's damage. Kodak24: damaged pixels missed 821 -> 640, their
    squared error 20.0 -> 16.3, N-S proxy (pooled) 24.00 -> 24.11 dB on the colour cases and 23.28
    -> 23.31 on the grey; clean flags 0.568 -> 0.658 % (most of the rise is the 1-px dark frame
-   line at the bottom of five Kodak photos, which looks like a scratch to the network; 0.80 and
-   0.70 take the same defects). The flow with `standard` inside the damage, Kodak24's 12 cases
+   line at the bottom of five Kodak photos, which looks like a scratch to the network; 0.70 and
+   0.65 take the same defects, 0.80 leaves 9.23 of the colour cases' squared error missed, 0.75
+   8.80, 0.85 11.96). The flow with `standard` inside the damage, Kodak24's 12 cases
    whose proxy moved: +0.34 +/- 0.15 dB, 8 up, 4 down (kodim15 +1.36, kodim20 +1.17, 03-grey
    +0.91; 21-grey -0.14). The test sets' 52 cases whose mask changed: +0.18 +/- 0.08 dB, 19 up,
    15 down (CBSD68 241004 +3.05, 163085 +2.10; 130026 -0.09); the grey copies gain little, their
@@ -362,10 +363,10 @@ def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN,
                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Bool HxW mask for ``restore --mask auto``: every defect :func:`detect_damage` finds, and
     the fainter ones the damage network confirms, to their whole extent and no further (steps
-    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.6 % of the damaged
-    pixels, 79 % of what it flags is damage, and it flags 0.57 % of a clean grainy crop
-    (``benchmarks/detection.py``, 1-px tolerance; ``detection_s25.md``). ``should_stop()`` true
-    raises :class:`DetectionStopped` at its next poll: a 4-megapixel scan takes 44 s with one
+    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.8 % of the damaged
+    pixels, 76 % of what it flags is damage, and it flags 0.66 % of a clean grainy crop
+    (``benchmarks/detection.py``, 1-px tolerance; ``detection_s26.md``). ``should_stop()`` true
+    raises :class:`DetectionStopped` at its next poll: a 4-megapixel scan takes 40-44 s with one
     thread, its polls lie at most 5.4 s apart (most under 2 s)."""
     return _detect(image, margin, (REPAIR, REPAIR_LOOSE), should_stop, REPAIR_HOLE)
 
