@@ -370,8 +370,8 @@ def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN,
                 should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Bool HxW mask for ``restore --mask auto``: every defect :func:`detect_damage` finds, and
     the fainter ones the damage network confirms, to their whole extent and no further (steps
-    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.8 % of the damaged
-    pixels, 76 % of what it flags is damage, and it flags 0.66 % of a clean grainy crop
+    9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.9 % of the damaged
+    pixels, 75 % of what it flags is damage, and it flags 0.69 % of a clean grainy crop
     (``benchmarks/detection.py``, 1-px tolerance; ``detection_s26.md``). ``should_stop()`` true
     raises :class:`DetectionStopped` at its next poll: a 4-megapixel scan takes 40-44 s with one
     thread, its polls lie at most 5.4 s apart (most under 2 s)."""
