@@ -178,8 +178,8 @@ why each is there (every number was chosen on Kodak24, the validation set of
    much for a clean pixel flagged beside the damage as for a damaged one missed. The flow pays
    little for the first (it re-synthesises the pixel) and the whole error for the second (scope
    mask leaves a missed pixel's debris as it is): on McMaster18 the missed pixels held a fifth
-   of its error inside the damage. A looser reading (the network's gate at 0.5, its sure specks
-   at 0.7, specks grown 2 px) misses a fifth less of that error on Kodak24, but alone it lost
+   of its error inside the damage. A looser reading (the network's gate at 0.5, 0.4 since
+   session 26, its sure specks at 0.7, specks grown 2 px) misses a fifth less of that error on Kodak24, but alone it lost
    up to 1 dB on cases where it dropped damaged pixels the strict reading holds: the cuts of
    steps 11 and 13 are not monotone in the thresholds (extra flags change the fill, and the
    levels of the defects they join). So the repair mask is both readings together, which drops
@@ -278,7 +278,7 @@ class Tuning(NamedTuple):
     nearer_level: float = 0.0  # > 0: ... and nearer their defect's level than this times that distance
     margin_gate: float = 0.0  # > 0: pixels the margin added stay where the damage net scores >= this
     peak: float = 0.0  # > 0: add specks the damage net scores >= this where it has read the image
-    peak_level: float = 0.85  # ... whose debris level is at least this
+    peak_level: float = 0.75  # ... whose debris level is at least this (0.85 until session 26, step 12)
     gate: float = 0.0  # > 0: add the loose candidates' pixels the damage net scores at least this
     gate_seed_contrast: float = 0.15  # ... the loose candidates' seed bar: this contrast
     gate_seed_texture: float = 2.0  # ... plus this many times the texture level
@@ -327,7 +327,7 @@ SUGGEST = Tuning()  # the suggested mask (``detect_damage``): best pixel F1
 # polarity must still stand out once that one is filled.
 # A speck is painted at one level too: one found short of its edge (the cuts drop the edge where it
 # crosses texture or touches a brighter area) grows by a pixel through pixels of its own colour.
-REPAIR = Tuning(reach=4, flood=3, tight=0.1, gate=0.7, nearer_level=0.5, margin_gate=0.2, peak=0.8, peak_level=0.75, peel=True,
+REPAIR = Tuning(reach=4, flood=3, tight=0.1, gate=0.7, nearer_level=0.5, margin_gate=0.2, peak=0.8, peel=True,
                 scratches=True, apart=True, speck_growth=1)
 # A missed damaged pixel costs the flow its whole error, a clean one flagged costs little, yet a
 # looser reading alone drops damaged pixels the strict one holds (the cuts of steps 11 and 13 are
