@@ -11,6 +11,8 @@ from PIL import Image
 
 from restorer_app.cli import main as cli_main
 from restorer_app.flow.weights import save_model
+from restorer_app.imaging.provenance import sha256_file
+from restorer_app.restore.damage_net import default_detector_path
 from restorer_app.restore.degradations import add_scratches
 from tests.conftest import make_tiny_flow, synthetic_photo
 
@@ -37,6 +39,30 @@ def test_auto_mask_repairs_the_detected_damage_only(tmp_path, model):
     assert changed.any() and (changed & truth).sum() > 0.5 * changed.sum()  # the repair lands on damage
     record = json.loads((tmp_path / "out.png.provenance.json").read_text())
     assert record["extra"]["mask_source"].startswith("detected") and record["extra"]["plan"]["scope"] == "mask"
+    assert record["extra"]["detector"] == {"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())}
+
+
+def test_auto_mask_on_a_greyscale_scan_names_the_greyscale_network(tmp_path, model):
+    """Greyscale scans are read by a network of their own: the provenance says which one."""
+    damaged, _ = add_scratches(synthetic_photo(96, 96, seed=2).mean(axis=2, keepdims=True), rng=5)
+    scan, out = tmp_path / "scan.png", tmp_path / "out.png"
+    Image.fromarray((damaged[:, :, 0] * 255).round().astype(np.uint8)).save(scan)
+    assert _restore(scan, "-o", out, "--mask", "auto", "--model", model) == 0
+    record = json.loads((tmp_path / "out.png.provenance.json").read_text())
+    assert record["extra"]["detector"]["name"] == "damage-net-grey.safetensors"
+    assert "damage-net-grey.safetensors" in record["extra"]["mask_source"]
+
+
+def test_a_painted_mask_names_no_detector(tmp_path, model):
+    photo = (synthetic_photo(72, 72, seed=1) * 255).round().astype(np.uint8)
+    mask = np.zeros((72, 72), np.uint8)
+    mask[30:34, 20:50] = 255
+    scan, mask_file, out = tmp_path / "scan.png", tmp_path / "mask.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(scan)
+    Image.fromarray(mask).save(mask_file)
+    assert _restore(scan, "-o", out, "--mask", mask_file, "--model", model) == 0
+    record = json.loads((tmp_path / "out.png.provenance.json").read_text())
+    assert record["extra"]["detector"] is None and record["extra"]["mask_source"] == "mask.png"
 
 
 def test_auto_mask_that_finds_nothing_restores_nothing(tmp_path, model, capsys):

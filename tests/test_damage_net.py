@@ -112,6 +112,27 @@ def test_bundled_detector_scores_a_speck_high_and_grain_low():
     assert (clean_scores >= 0.5).mean() <= 0.002
 
 
+def test_bundled_greyscale_detector_scores_a_speck_high_and_grain_low():
+    y, x = np.mgrid[0:96, 0:96].astype(np.float32)
+    image = add_gaussian_noise((0.3 + 0.2 * x / 96 + 0.1 * y / 96)[:, :, None], 5, 0)
+    clean_scores = damage_probability(load_detector(grey=True), image)
+    cv2.circle(image, (50, 40), 2, 0.07, -1)
+    scores = damage_probability(load_detector(grey=True), image)
+    assert scores[40, 50] >= 0.8
+    assert (clean_scores >= 0.5).mean() <= 0.002
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_greyscale_training_crops_are_one_channel_through_grain_and_debris(share):
+    """A greyscale scan shows the network three equal planes: so must its training examples,
+    grain and debris included (until session 27 the grain was drawn per channel)."""
+    photo = (synthetic_photo(200, 220, 5) * 255).astype(np.uint8)
+    rng = np.random.default_rng(3)
+    examples = [make_example(photo, rng, grey_share=share)[0] for _ in range(20)]
+    equal = [np.array_equal(p[0], p[1]) and np.array_equal(p[1], p[2]) for p in examples]
+    assert all(equal) == bool(share) and any(equal) == bool(share)
+
+
 def test_training_examples_mark_the_pixels_the_debris_moved_and_the_candidates():
     photo = (synthetic_photo(200, 220, 5) * 255).astype(np.uint8)
     rng = np.random.default_rng(0)

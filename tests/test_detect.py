@@ -292,12 +292,15 @@ def test_repair_mask_adds_a_faint_speck_the_network_vouches_for():
     assert (repair & truth).sum() == truth.sum() and (repair & ~truth).sum() <= 2
 
 
+@pytest.mark.parametrize("grey", [False, True])
 @pytest.mark.parametrize("offset, found", [(-1.0, False), (-0.01, False), (0.01, True)])
-def test_the_network_gate_decides_on_loose_candidates(monkeypatch, offset, found):
+def test_the_network_gate_decides_on_loose_candidates(monkeypatch, offset, found, grey):
     """The loose candidates are kept exactly when the network's score reaches the gate (the
-    looser reading's: the repair mask holds what either reading finds)."""
+    looser reading's: the repair mask holds what either reading finds; a greyscale scan's own)."""
     image, truth = _faint_speck()
-    score = max(detect.REPAIR_LOOSE.gate + offset, 0.0)
+    if grey:
+        image = image.mean(axis=2, keepdims=True)
+    score = max((detect.REPAIR_LOOSE_GREY if grey else detect.REPAIR_LOOSE).gate + offset, 0.0)
     monkeypatch.setattr(detect.TileScores, "at", lambda self, where=None: np.full((self.height, self.width), score, np.float32))
     assert (repair_mask(image) & truth).any() == found
 
@@ -307,7 +310,7 @@ def test_repair_mask_is_the_strict_and_the_loose_reading_together():
     monotone), so the repair mask is both; sharing the network's scores changes neither."""
     damaged, _ = add_scratches(add_gaussian_noise(synthetic_photo(128, 160, 3).mean(axis=2, keepdims=True), 4, rng=3), rng=3)
     strict = detect_damage(damaged, detect.REPAIR_MARGIN, detect.REPAIR)
-    loose = detect_damage(damaged, detect.REPAIR_MARGIN, detect.REPAIR_LOOSE)
+    loose = detect_damage(damaged, detect.REPAIR_MARGIN, detect.REPAIR_LOOSE_GREY)  # a greyscale scan's
     assert (loose & ~strict).any()
     np.testing.assert_array_equal(repair_mask(damaged), detect._fill_holes(strict | loose, detect.REPAIR_HOLE))
 
@@ -363,6 +366,20 @@ def test_a_job_stopped_while_looking_for_damage_is_cancelled_and_writes_nothing(
         restore_file(source, output, RestoreSettings(preset="fast", device="cpu"), mask_path=AUTO_MASK,
                      should_stop=lambda: True)
     assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.png"]
+
+
+@pytest.mark.parametrize("channels, grey", [(1, True), (3, True), (3, False)])
+def test_greyscale_scans_are_read_by_the_greyscale_network(monkeypatch, channels, grey):
+    """A scan with one channel, or three equal ones, is scored by the network fine-tuned on
+    greyscale crops; any colour at all, by the other."""
+    image, _ = _faint_speck()
+    if grey:
+        image = np.repeat(image.mean(axis=2, keepdims=True), channels, axis=2)
+    asked = []
+    load = detect._damage_net
+    monkeypatch.setattr(detect, "_damage_net", lambda greyscale: asked.append(greyscale) or load(greyscale))
+    repair_mask(image)
+    assert asked == [grey]
 
 
 def test_a_reading_with_only_the_sure_specks_loads_the_network_too():

@@ -17,9 +17,9 @@ from PIL import Image
 from restorer_app.imaging.errors import ImageError
 from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
-from restorer_app.imaging.provenance import write_provenance, xmp_history_entry
+from restorer_app.imaging.provenance import sha256_file, write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
-from restorer_app.restore.detect import DetectionStopped
+from restorer_app.restore.detect import DetectionStopped, detector_weights
 from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, RestoreCancelled, Solver, StepProgress, restore_image
 from restorer_app.restore.settings import RestoreSettings
 
@@ -112,7 +112,8 @@ def restore_file(
     changes = change_map(scan.pixels, restored, depth, mask, spread if plan.views > 1 else None)
     summary = change_summary(changes)
     model_path = solver.model_path
-    recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path),
+    detector = detector_weights(scan.pixels) if str(mask_path) == AUTO_MASK else None
+    recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path, detector),
                 "changed_fraction": summary["changed_fraction"], "synthesised_fraction": summary["synthesised_fraction"],
                 "largest_change_8bit_levels": summary["largest_change_8bit_levels"]}
     history = xmp_history_entry(recorded, model_name=Path(model_path).name, seed=settings.seed)
@@ -140,14 +141,16 @@ def restore_file(
         started_at=started,
         finished_at=finished,
         patch_stats=patch_stats,
-        extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path), "changes": summary,
-               "changes_file": changes_path(output_path).name, "model_info": solver.model_info},
+        extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path, detector), "changes": summary,
+               "changes_file": changes_path(output_path).name, "model_info": solver.model_info,
+               "detector": None if detector is None else {"name": detector.name, "sha256": sha256_file(detector)}},
     )
     return {"output": str(output_path), "provenance": str(record_path), "scope": plan.scope,
             "changes": summary, **patch_stats}
 
 
-def _mask_source(mask_path) -> str:
+def _mask_source(mask_path, detector: Path | None) -> str:
+    """The mask file's name, or the damage network that found the mask (``detector``)."""
     if not mask_path:
         return "none"
-    return "detected automatically (restorer detect)" if str(mask_path) == AUTO_MASK else Path(mask_path).name
+    return f"detected automatically (restorer detect, {detector.name})" if detector is not None else Path(mask_path).name

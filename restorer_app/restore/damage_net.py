@@ -30,6 +30,7 @@ from torch import nn
 from restorer_app.bundle import bundled_file
 
 DEFAULT_DETECTOR_NAME = "damage-net.safetensors"
+GREY_DETECTOR_NAME = "damage-net-grey.safetensors"  # the same network fine-tuned on greyscale crops only
 CHANNELS_LAST = torch.channels_last  # weights and tiles in this layout: 1.7x faster convolutions on this CPU
 TILE = 128  # px of output per forward pass: small enough to skip most of an image, large enough to
 # keep the mirrored border (17 px a side) a small overhead
@@ -140,9 +141,10 @@ def save_detector(net: DamageNet, path: str | os.PathLike, info: dict | None = N
     os.replace(tmp, path)
 
 
-def load_detector(path: str | os.PathLike | None = None) -> DamageNet:
-    """The detector network from ``path`` (default: the bundled one), in eval mode on the CPU."""
-    path = Path(path) if path is not None else default_detector_path()
+def load_detector(path: str | os.PathLike | None = None, grey: bool = False) -> DamageNet:
+    """The detector network from ``path`` (default: the bundled one, for greyscale scans with
+    ``grey``), in eval mode on the CPU."""
+    path = Path(path) if path is not None else default_detector_path(grey)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: damage detector weights not found")
     with safe_open(str(path), framework="pt") as handle:
@@ -154,6 +156,6 @@ def load_detector(path: str | os.PathLike | None = None) -> DamageNet:
     return net.to(memory_format=CHANNELS_LAST).eval()
 
 
-def default_detector_path() -> Path:
+def default_detector_path(grey: bool = False) -> Path:
     """models/ beside the package, in a source checkout or a frozen bundle."""
-    return bundled_file("models", DEFAULT_DETECTOR_NAME)
+    return bundled_file("models", GREY_DETECTOR_NAME if grey else DEFAULT_DETECTOR_NAME)
