@@ -41,3 +41,21 @@ def bf16_supported(device: torch.device) -> bool:
         with contextlib.suppress(Exception):
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int):
+    """Run the block with ``count`` torch CPU threads in this thread (0: leave them as they are),
+    then restore the previous count. A job's batches are solved under the count it started with:
+    with another count, CPU kernels sum in another order and the last bits of a patch change, so
+    a job resumed in another front end or after a change of preference would not equal an
+    uninterrupted run."""
+    before = torch.get_num_threads()
+    if count <= 0 or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

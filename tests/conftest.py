@@ -52,6 +52,7 @@ class DictStore:
 
     def __init__(self):
         self.patches, self.puts = {}, 0
+        self.threads = None
 
     def get(self, index):
         return self.patches.get(index)
@@ -59,6 +60,20 @@ class DictStore:
     def put(self, index, patch):
         self.puts += 1
         self.patches[index] = patch.copy()
+
+
+#: torch's thread count on this machine with nothing set (a fresh machine has no OMP_NUM_THREADS).
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(params=[DEFAULT_THREADS, 1], ids=["default-threads", "1-thread"])
+def thread_count(request):
+    """Run the test with the machine's default torch threads, then with one: the thread counts
+    users have (the command line's default, the GUI's preference, one per cluster worker)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ a broken job failing alone, progress in the queue, a worker and the head killed 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ from PIL import Image
 from conftest import make_tiny_flow, synthetic_photo
 from restorer_app.cli_queue import describe_progress
 from restorer_app.flow.weights import save_model
+from restorer_app.imaging.provenance import provenance_path
 from restorer_app.jobs import cluster
 from restorer_app.jobs.queue import JobQueue, JobState
 from restorer_app.jobs.runner import JobRunner
@@ -120,19 +122,24 @@ def test_a_worker_killed_mid_job_costs_only_its_batches(tmp_path, model_path, po
     assert np.array_equal(pixels(tmp_path / "cluster.png"), pixels(tmp_path / "local.png"))
 
 
-def head(home: Path) -> subprocess.Popen:
-    """``restorer cluster run --local 2`` in a session of its own, so what it started can be found."""
-    env = {**os.environ, "RESTORER_HOME": str(home), "OMP_NUM_THREADS": "1"}
+def head(home: Path, threads: int | None = 1) -> subprocess.Popen:
+    """``restorer cluster run --local 2`` in a session of its own, so what it started can be found;
+    the head on ``threads`` (None: as a fresh machine has them). Its workers solve on one each."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["RESTORER_HOME"] = str(home)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     return subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "cluster", "run", "--local", "2", "--until-empty"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def test_head_killed_and_restarted_resumes_from_stored_patches(tmp_path, model_path):
+@pytest.mark.parametrize("threads", [None, 1], ids=["default-threads", "1-thread"])
+def test_head_killed_and_restarted_resumes_from_stored_patches(tmp_path, model_path, threads):
     src = save_photo(tmp_path / "scan.png", 64, seed=6)
-    settings = fast_settings(model_path, batch_size=4)  # 16 batches
+    settings = fast_settings(model_path, batch_size=4)  # 16 batches; the kill falls inside some
     JobRunner(queue_with(tmp_path / "local", [(src, tmp_path / "local.png")], settings)).run(until_empty=True)
     q = queue_with(tmp_path / "cluster", [(src, tmp_path / "cluster.png")], settings)
-    victim = head(tmp_path / "cluster")
+    victim = head(tmp_path / "cluster", threads)
     deadline = time.monotonic() + 90
     try:
         while q.get(1).patches_done < 8:
@@ -148,10 +155,12 @@ def test_head_killed_and_restarted_resumes_from_stored_patches(tmp_path, model_p
     assert job.state is JobState.RUNNING and 8 <= stored < job.patches_total == 64
     assert not (tmp_path / "cluster.png").exists()
 
-    again = head(tmp_path / "cluster")
+    again = head(tmp_path / "cluster", threads)
     out, err = again.communicate(timeout=90)
     assert again.returncode == 0, err
     assert f"resuming: {stored} patches stored" in out
     assert f"({64 - stored} patches computed, {stored} from store)" in out
     assert q.get(1).state is JobState.DONE and not Path(job.work_dir).exists()
+    record = json.loads(provenance_path(tmp_path / "cluster.png").read_text())
+    assert record["extra"]["plan"]["threads"] == 1  # the workers' count, whatever the head's
     assert np.array_equal(pixels(tmp_path / "cluster.png"), pixels(tmp_path / "local.png"))

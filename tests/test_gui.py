@@ -139,26 +139,33 @@ def _add(win, path, out):
     return win.queue.add(path, out, settings={"preset": "fast", "device": "cpu", "batch_size": 2})
 
 
-def test_cancel_mid_run_then_resume_matches_an_uninterrupted_run(window, env, qtbot):
-    source = write_png(env / "b.png", 32, 32, seed=3)
-    reference = JobQueue(env / "other-home")
-    reference.add(source, env / "reference.png", settings={"preset": "fast", "device": "cpu", "batch_size": 2})
-    JobRunner(reference).run()
-    job_id = _add(window, source, env / "out" / "b.png")
+@pytest.mark.parametrize("threads, then", [(0, 0), (1, 2)], ids=["automatic", "1-then-2-threads"])
+def test_cancel_mid_run_then_resume_matches_an_uninterrupted_run(window, env, qtbot, threads, then):
+    """Cancel inside a batch, retry (after the thread preference changed, in the second case):
+    the output equals an uninterrupted run on the thread count the job started with."""
+    import json
+
+    from restorer_app.devices import cpu_threads
+    from restorer_app.imaging.provenance import provenance_path
+
+    source = write_png(env / "b.png", 32, 32, seed=3)  # 16 patches in batches of 3
+    window.prefs.threads = threads
+    job_id = window.queue.add(source, env / "out" / "b.png", settings={"preset": "fast", "device": "cpu", "batch_size": 3})
     seen = []
 
-    def cancel_after_two(event):
+    def cancel_after_two_batches(event):
         seen.append(event)
-        if event["type"] == "patch_done" and event["done"] == 2:
+        if event["type"] == "patch_done" and event["done"] == 6:  # seen by the worker within the next batch
             window.panel.refresh()
             window.panel.select(job_id)
             window.panel.buttons["Cancel"].click()
 
     window.start_queue()
-    window.worker.event.connect(cancel_after_two)
+    window.worker.event.connect(cancel_after_two_batches)
     wait_state(qtbot, window, job_id, JobState.CANCELLED)
     total = window.queue.get(job_id).patches_total
-    assert 2 <= window.queue.get(job_id).patches_done < total
+    assert 6 <= window.queue.get(job_id).patches_done < total
+    window.prefs.threads = then
     window.panel.refresh()
     window.panel.select(job_id)
     window.panel.buttons["Retry"].click()
@@ -166,6 +173,12 @@ def test_cancel_mid_run_then_resume_matches_an_uninterrupted_run(window, env, qt
     window.worker.event.connect(seen.append)
     wait_state(qtbot, window, job_id, JobState.DONE)
     assert any(e["type"] == "patch_done" and e["from_store"] for e in seen)
+    solved_with = json.loads(provenance_path(env / "out" / "b.png").read_text())["extra"]["plan"]["threads"]
+    assert solved_with == (threads or solved_with)
+    reference = JobQueue(env / "other-home")
+    reference.add(source, env / "reference.png", settings={"preset": "fast", "device": "cpu", "batch_size": 3})
+    with cpu_threads(solved_with):
+        JobRunner(reference).run()
     assert np.array_equal(read_image(env / "out" / "b.png").pixels, read_image(env / "reference.png").pixels)
 
 

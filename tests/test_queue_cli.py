@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_tiny_flow, synthetic_photo
+from conftest import DEFAULT_THREADS, make_tiny_flow, synthetic_photo
 from restorer_app.cli import main
 from restorer_app.flow.weights import save_model
 from restorer_app.imaging.provenance import provenance_path
@@ -46,14 +46,18 @@ def pixels(path) -> np.ndarray:
         return np.asarray(im)
 
 
-def fast_settings(model_path) -> dict:
-    """Tiny model, CPU, fp32, one patch per batch: many short batches to stop between."""
-    return RestoreSettings(preset="fast", device="cpu", model_path=str(model_path), batch_size=1,
+def fast_settings(model_path, batch_size: int = 1) -> dict:
+    """Tiny model, CPU, fp32, by default one patch per batch: many short batches to stop between."""
+    return RestoreSettings(preset="fast", device="cpu", model_path=str(model_path), batch_size=batch_size,
                            mixed_precision=False).to_dict()
 
 
-def runner(home: Path) -> subprocess.Popen:
-    env = {**os.environ, "RESTORER_HOME": str(home), "OMP_NUM_THREADS": "1"}
+def runner(home: Path, threads: int | None = 1) -> subprocess.Popen:
+    """``restorer queue run`` in a process of its own, on ``threads`` (None: as a fresh machine has them)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["RESTORER_HOME"] = str(home)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     return subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "queue", "run", "--until-empty", "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -116,31 +120,35 @@ def test_two_runner_processes_do_each_job_exactly_once(home, tmp_path, model_pat
     assert all(job.state is JobState.DONE and Path(job.output_path).is_file() for job in q.list())
 
 
-def test_kill_9_mid_job_then_resume_gives_the_same_output(tmp_path, model_path):
-    src = save_photo(tmp_path / "scan.png", 32)  # 16 patches, one per batch
+@pytest.mark.parametrize("threads", [None, 1], ids=["default-threads", "1-thread"])
+def test_kill_9_mid_job_then_resume_gives_the_same_output(tmp_path, model_path, threads):
+    src = save_photo(tmp_path / "scan.png", 32)  # 16 patches in 4 batches: the kill falls inside one
     homes = {name: tmp_path / name for name in ("reference", "victim")}
     for name, home in homes.items():
-        JobQueue(home).add(src, tmp_path / f"{name}.png", settings=fast_settings(model_path))
-    reference, victim = runner(homes["reference"]), runner(homes["victim"])
+        JobQueue(home).add(src, tmp_path / f"{name}.png", settings=fast_settings(model_path, batch_size=4))
+    finish(runner(homes["reference"], threads))  # alone: two processes on default threads would fight
+    victim = runner(homes["victim"], threads)
     q = JobQueue(homes["victim"])
     deadline = time.monotonic() + 120
-    while q.get(1).patches_done < 3:
+    while q.get(1).patches_done < 4:
         assert victim.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+        time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     job = q.get(1)
     stored = len(list(Path(job.work_dir).glob("patch-*.npy")))
-    assert job.state is JobState.RUNNING and 3 <= stored < job.patches_total == 16
+    assert job.state is JobState.RUNNING and 4 <= stored < job.patches_total == 16
     assert not (tmp_path / "victim.png").exists()
 
-    out = finish(runner(homes["victim"]))
+    out = finish(runner(homes["victim"], threads))
     assert f"resuming: {stored} patches stored" in out
-    assert f"({16 - stored} patches computed, {stored} from store)" in out
-    stats = json.loads(provenance_path(tmp_path / "victim.png").read_text())["patch_stats"]
-    assert (stats["computed"], stats["resumed_from_store"]) == (16 - stored, stored)
+    computed = 16 - stored  # a batch stored in part is solved whole; its stored patches are kept
+    assert f"({computed} patches computed, {16 - computed} from store)" in out
+    record = json.loads(provenance_path(tmp_path / "victim.png").read_text())
+    assert (record["patch_stats"]["computed"], record["patch_stats"]["resumed_from_store"]) == (computed, 16 - computed)
+    reference = json.loads(provenance_path(tmp_path / "reference.png").read_text())
+    assert record["extra"]["plan"]["threads"] == reference["extra"]["plan"]["threads"] == (threads or DEFAULT_THREADS)
     assert q.get(1).state is JobState.DONE and not Path(job.work_dir).exists()
-    finish(reference)
     assert np.array_equal(pixels(tmp_path / "victim.png"), pixels(tmp_path / "reference.png"))
 
 

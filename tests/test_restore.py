@@ -111,27 +111,67 @@ def test_same_input_and_seed_give_the_same_output(tiny_flow):
     assert np.array_equal(restore_image(photo, None, FAST, model=tiny_flow), restore_image(photo, None, FAST, model=tiny_flow))
 
 
-def test_stop_and_continue_gives_the_identical_image():
+def _stop_in_the_third_batch(store: DictStore, steps: list):
+    """A stop two optimiser steps into the third batch of three patches: two batches stored, one dropped."""
+    return lambda: store.puts >= 6 and steps[-1].batch_steps_done >= 2
+
+
+def test_stop_and_continue_gives_the_identical_image(thread_count):
     model = make_tiny_flow()
     photo = synthetic_photo(40, 40, seed=2)
     mask = np.zeros(photo.shape[:2], bool)
     mask[5:15, 20:30] = True
-    settings = RestoreSettings(preset="fast", device="cpu", batch_size=4, mixed_precision=False)
+    settings = RestoreSettings(preset="fast", device="cpu", batch_size=3, mixed_precision=False)
     uninterrupted = restore_image(photo, mask, settings, model=model)
 
-    store, batches = DictStore(), []
+    store, steps = DictStore(), []
     with pytest.raises(RestoreCancelled):
-        restore_image(photo, mask, settings, model=model, patch_store=store,
-                      on_progress=lambda p: batches.append(p.index), should_stop=lambda: len(batches) >= 8)
-    assert store.puts == 8
+        restore_image(photo, mask, settings, model=model, patch_store=store, on_step=steps.append,
+                      should_stop=_stop_in_the_third_batch(store, steps))
+    assert store.puts == 6 and store.threads == thread_count
     seen = []
     resumed = restore_image(photo, mask, settings, model=model, patch_store=store, on_progress=seen.append)
     assert store.puts == len(seen)  # only the missing patches were computed
-    assert sum(p.from_store for p in seen) == 8
+    assert sum(p.from_store for p in seen) == 6
     assert np.array_equal(resumed, uninterrupted)
 
 
-def test_a_batch_stored_in_part_is_solved_whole_with_the_same_companions():
+def test_a_job_resumed_with_another_thread_count_finishes_with_the_one_it_started_with(monkeypatch):
+    """The GUI's thread preference changed, or a job paused in the app is resumed by ``restorer
+    queue run``: the remaining batches are still solved with the job's first count, so the image
+    is the one an uninterrupted run gives (with another count a CPU kernel sums in another order)."""
+    from restorer_app.restore import pipeline
+
+    model = make_tiny_flow()
+    photo = synthetic_photo(40, 40, seed=4)
+    settings = RestoreSettings(preset="fast", device="cpu", batch_size=3, mixed_precision=False)
+    solved_with = []
+    solve_chunk = pipeline._solve_chunk
+
+    def spy(*args, **kwargs):
+        solved_with.append(torch.get_num_threads())
+        return solve_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_solve_chunk", spy)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        uninterrupted = restore_image(photo, None, settings, model=model)
+        store, steps = DictStore(), []
+        with pytest.raises(RestoreCancelled):
+            restore_image(photo, None, settings, model=model, patch_store=store, on_step=steps.append,
+                          should_stop=_stop_in_the_third_batch(store, steps))
+        torch.set_num_threads(2)
+        solved_with.clear()
+        resumed = restore_image(photo, None, settings, model=model, patch_store=store)
+        assert torch.get_num_threads() == 2  # given back after each batch
+    finally:
+        torch.set_num_threads(threads)
+    assert solved_with and set(solved_with) == {1}
+    assert np.array_equal(resumed, uninterrupted)
+
+
+def test_a_batch_stored_in_part_is_solved_whole_with_the_same_companions(thread_count):
     """A kill between two patch writes leaves part of a batch stored; the resume must not solve
     the rest in a smaller batch (other CPU kernels, other bits)."""
     model = make_tiny_flow()

@@ -52,7 +52,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_cancelled_and_paused_jobs_resume_to_identical_output(tmp_path, model_path):
+def test_cancelled_and_paused_jobs_resume_to_identical_output(tmp_path, model_path, thread_count):
     src = save_photo(tmp_path / "scan.png", 16, 16)  # 4 patches, 2 batches of 2
     settings = fast_settings(model_path, batch_size=2)
     reference = restore_file(src, tmp_path / "reference.png", RestoreSettings.from_dict(settings))
@@ -81,6 +81,7 @@ def test_cancelled_and_paused_jobs_resume_to_identical_output(tmp_path, model_pa
         assert job.state is state and (job.patches_done, job.patches_total) == (2, 4)
         assert len(list(Path(job.work_dir).glob("patch-*.npy"))) == 2
         assert not Path(job.output_path).exists()
+        assert (Path(job.work_dir) / "threads.txt").read_text() == str(thread_count)
 
     q.retry(cancelled)
     q.retry(paused)

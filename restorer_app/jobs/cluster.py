@@ -76,9 +76,11 @@ class Worker:
         return {"host": socket.gethostname(), "pid": os.getpid(), "threads": torch.get_num_threads(),
                 "device": describe_devices()[-1]}  # the accelerator where there is one
 
-    def resolve(self, device_name: str) -> tuple[str, bool]:
+    def resolve(self, device_name: str) -> tuple[str, bool, int]:
+        """The device ``device_name`` means here, whether bf16 pays off on it, and the torch threads
+        that solve a batch here (a job records them, so its resumed batches are solved alike)."""
         device = resolve_device(device_name)
-        return str(device), bf16_supported(device)
+        return str(device), bf16_supported(device), torch.get_num_threads()
 
     def solve(self, model: ShippedModel, device_name: str, work: BatchWork) -> BatchResult | None:
         import ray
@@ -115,7 +117,7 @@ class WorkerPool:
         self.slots = threading.Semaphore(self.lookahead)  # batches submitted and not yet taken
         self.busy = [0] * workers  # each actor's batches submitted and not yet taken
         self.busy_lock, self.cache_lock = threading.Lock(), threading.Lock()
-        self.devices: dict[str, tuple[torch.device, bool]] = {}
+        self.devices: dict[str, tuple[torch.device, bool, int]] = {}
         self.models: dict[tuple, ShippedModel] = {}
 
     def describe(self) -> list[dict]:
@@ -131,12 +133,13 @@ class WorkerPool:
     def solver_for(self, settings: RestoreSettings) -> "RaySolver":
         return RaySolver(self, settings)
 
-    def device(self, name: str) -> tuple[torch.device, bool]:
-        """What ``name`` (auto, cpu, cuda) means on the workers, and whether bf16 pays off there."""
+    def device(self, name: str) -> tuple[torch.device, bool, int]:
+        """What ``name`` (auto, cpu, cuda) means on the workers, whether bf16 pays off there, and
+        their torch threads."""
         with self.cache_lock:
             if name not in self.devices:
-                device, bf16 = _get(self.actors[0].resolve.remote(name))
-                self.devices[name] = torch.device(device), bf16
+                device, bf16, threads = _get(self.actors[0].resolve.remote(name))
+                self.devices[name] = torch.device(device), bf16, threads
             return self.devices[name]
 
     def model(self, path: Path) -> ShippedModel:
@@ -185,7 +188,7 @@ class RaySolver:
         self.model_path = Path(settings.model_path or default_model_path())
         self.model_info = read_metadata(self.model_path)
         self.patch_size = FlowConfig.from_dict(self.model_info["config"]).patch_size
-        self.device, self.bf16 = pool.device(settings.device)
+        self.device, self.bf16, self.threads = pool.device(settings.device)
         self.model = pool.model(self.model_path)
         self.lookahead = pool.lookahead
 

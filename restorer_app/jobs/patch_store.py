@@ -6,6 +6,10 @@ with ``os.replace``: a reader sees a whole patch or none. The folder itself is n
 after each rename: a rename lost in a power cut only means that patch is computed again, and
 because restoration is deterministic the result is the same.
 
+It also records the CPU thread count the patches were solved with (``threads.txt``), so a job
+resumed in another front end, or after the thread preference changed, solves its remaining
+batches with that count and ends with the same bits as an uninterrupted run.
+
 The folder is tied to a key (input, mask, settings, model): if any of them changed since the
 patches were stored, the old patches are dropped instead of being blended into a new image.
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 KEY_FILE = "key.txt"
+THREADS_FILE = "threads.txt"
 
 
 class DirectoryPatchStore:
@@ -33,6 +38,18 @@ class DirectoryPatchStore:
             self._write(key_path, key.encode())
         for leftover in self.folder.glob(".*.tmp"):  # from a writer killed mid-write
             leftover.unlink(missing_ok=True)
+
+    @property
+    def threads(self) -> int | None:
+        """CPU threads the stored patches were solved with; the rest of the job uses the same."""
+        try:
+            return int((self.folder / THREADS_FILE).read_text()) or None
+        except (OSError, ValueError):
+            return None
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        self._write(self.folder / THREADS_FILE, str(int(count)).encode())
 
     def _path(self, index: int) -> Path:
         return self.folder / f"patch-{index:07d}.npy"

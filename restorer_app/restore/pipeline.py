@@ -1,9 +1,12 @@
 """Restore one whole image: tile, solve batches of patches, blend, report, persist.
 
 This is the single code path behind the command line, the job queue, the GUI and the cluster
-runner. Batches are fixed slices of the row-major list of tiles to solve, so a resumed run
-recomputes exactly the batches that had not finished, with the same companions, and produces the
-identical image. Where a batch is solved is the :class:`Solver`'s business: here, one batch at a
+runner. A resumed run produces the bit-identical image of an uninterrupted one by construction,
+not by tolerance: batches are fixed slices of the row-major list of tiles to solve, so it
+recomputes exactly the batches that had not finished, with the same companions (a batch stored in
+part is solved whole), and on a CPU every batch is solved with the thread count the job started
+with, recorded in the patch store (``Plan.threads``): a CPU kernel's summation order follows the
+batch and the thread count, and nothing else of the arithmetic varies. Where a batch is solved is the :class:`Solver`'s business: here, one batch at a
 time (:class:`LocalSolver`), or on Ray workers (jobs/cluster.py), which get the batch's windows as
 plain arrays (:class:`BatchWork`) and run the same :func:`solve_work`.
 
@@ -27,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from restorer_app.devices import bf16_supported, resolve_device
+from restorer_app.devices import bf16_supported, cpu_threads, resolve_device
 from restorer_app.flow.glow import Glow
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.ensemble import average_views, shifted_tile, to_view, views_for
@@ -67,6 +70,11 @@ class RestoreCancelled(Exception):
 
 
 class PatchStore(Protocol):
+    """Finished patches of one job. ``threads`` is the CPU thread count its patches were solved
+    with (None until the first restoration sets it); a resumed job solves the rest with it."""
+
+    threads: int | None
+
     def get(self, index: int) -> np.ndarray | None: ...
     def put(self, index: int, patch: np.ndarray) -> None: ...
 
@@ -114,6 +122,7 @@ class Plan:
     scope: str = "image"  # "mask": only masked pixels change; "image": every pixel is restored
     tiles_in_image: int = 0
     views: int = 1  # restorations averaged per tile; more than one gives a spread
+    threads: int = 0  # CPU threads that solve every batch of the job (0: a GPU, or as they are)
 
 
 @dataclass
@@ -160,6 +169,7 @@ class Solver(Protocol):
     model_path: Path
     model_info: dict
     lookahead: int  # batches of one restoration in flight at most
+    threads: int  # CPU threads that solve a batch there, for a job that has none recorded
 
     def submit(self, make_work: Callable[[], BatchWork], wait: bool,
                should_stop: Callable[[], bool] | None) -> Submitted | None:
@@ -212,8 +222,9 @@ def tiles_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[
 
 
 def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid,
-              solve: list[Tile] | None = None, bf16: bool | None = None) -> Plan:
-    """``bf16``: whether the solving device has bf16 units (None: ask ``device`` here)."""
+              solve: list[Tile] | None = None, bf16: bool | None = None, threads: int = 0) -> Plan:
+    """``bf16``: whether the solving device has bf16 units (None: ask ``device`` here);
+    ``threads``: the CPU threads that solve the job's batches (ignored on a GPU)."""
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
     if settings.strength != "auto":
         lam = float(settings.strength)
@@ -235,6 +246,7 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
         scope=resolve_scope(settings.scope, mask),
         tiles_in_image=len(grid),
         views=len(views_for(schedule, MARGIN)),
+        threads=threads if device.type == "cpu" else 0,
     )
 
 
@@ -280,7 +292,10 @@ def restore_image(
     torch.manual_seed(settings.seed)
     grid = plan_tiles(height, width, patch=solver.patch_size, margin=MARGIN)
     solve = tiles_to_solve(grid, mask, scope)
-    plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16)
+    threads = getattr(patch_store, "threads", None) or solver.threads  # a resumed job keeps its count
+    plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16, threads=threads)
+    if patch_store is not None and plan.threads and getattr(patch_store, "threads", None) is None:
+        patch_store.threads = plan.threads
     if on_plan:
         on_plan(plan)
     output = np.empty((height, width, 4), dtype=np.float32)  # colour + spread
@@ -357,6 +372,7 @@ class LocalSolver:
         self.patch_size = self.model.config.patch_size
         self.model_path = Path(getattr(model, "source_path", None) or default_model_path())
         self.model_info = getattr(model, "info", {})
+        self.threads = torch.get_num_threads()  # of the thread that restores (a GUI worker sets its own)
 
     def submit(self, make_work, wait: bool, should_stop=None) -> Submitted:
         return _Deferred(self, make_work())  # one batch at a time: asked only when none is in flight
@@ -496,7 +512,8 @@ def solve_work(model, work: BatchWork, device, steps: _StepReporter | None = Non
     the batch and goes on."""
     try:
         on_step = steps.for_chunk(offset, len(work)) if steps is not None else None
-        return _solve_chunk(model, work, device, on_step, should_stop)
+        with cpu_threads(work.plan.threads if device.type == "cpu" else 0):
+            return _solve_chunk(model, work, device, on_step, should_stop)
     except torch.cuda.OutOfMemoryError:
         if len(work) == 1:
             raise

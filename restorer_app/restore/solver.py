@@ -12,9 +12,9 @@ Batch companions, exactly what holds (tests/test_restore.py checks it):
   never averaged, the flow works per sample and Adam works element-wise.
 - Bitwise: the same batch (same patches in the same order), settings, device and thread count
   give the identical result. Resume relies on this alone: the pipeline solves fixed slices of the
-  tile list, so a resumed run meets every patch with the same companions. Restoring the same
-  image with another batch size or thread count (GUI preference against CLI default) is NOT
-  bit-identical.
+  tile list, so a resumed run meets every patch with the same companions, and solves them with
+  the thread count the job started with (``Plan.threads``). Restoring the same image afresh with
+  another batch size or thread count (GUI preference against CLI default) is NOT bit-identical.
 - Across batch sizes and thread counts, only a tolerance. On CPU, PyTorch picks the convolution
   kernel from the batch size and thread count (oneDNN for a batch, its native kernel for a single
   patch, and for 1x1 convolutions also for batches under 16 on one thread); their float32
