@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from restorer_app.damage_sim.geometry import curve
+
 SCRATCH_GRAIN_SIGMA = 5  # film grain under the dust and scratches (0..255 scale)
 
 #: Parameters of each named degradation; benchmarks pass these to baselines as ``info``.
@@ -131,27 +133,6 @@ def defect_levels(labels: np.ndarray, img: np.ndarray, rng: np.random.Generator,
     return np.where(is_light, rng.uniform(*light, count), rng.uniform(*dark, count))
 
 
-def _bezier(points: np.ndarray, n: int) -> np.ndarray:
-    """``n`` points along the cubic Bezier curve with the four control ``points`` (4x2)."""
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    weights = [(1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t**2 * (1 - t), t**3]
-    return sum(w * p for w, p in zip(weights, points))
-
-
-def _curve(start: np.ndarray, length: float, bend: float, wobble: float, rng: np.random.Generator) -> np.ndarray:
-    """A smooth random curve (x, y points, one per pixel of length) starting at ``start``."""
-    angle = rng.uniform(0, 2 * np.pi)
-    along = np.array([np.cos(angle), np.sin(angle)])
-    across = np.array([-along[1], along[0]])
-    offsets = rng.normal(0.0, bend * length, 2)
-    controls = np.array([start, start + along * length / 3 + across * offsets[0],
-                         start + along * 2 * length / 3 + across * offsets[1], start + along * length])
-    n = max(int(length), 2)
-    points = _bezier(controls, n)
-    phase, period = rng.uniform(0, 2 * np.pi), rng.uniform(20, 80)
-    return points + across * (wobble * np.sin(np.arange(n) * 2 * np.pi / period + phase))[:, None]
-
-
 def _stroke(points: np.ndarray, width: int) -> tuple[np.ndarray, int, int]:
     """Rasterise a curve ``width`` px wide: (bool patch, top, left) of its bounding box."""
     top, left = np.floor(points.min(axis=0)[::-1]).astype(int) - 2
@@ -204,10 +185,10 @@ def scratch_defects(h: int, w: int, rng: np.random.Generator | int, coverage: fl
         label += 1
         start = rng.uniform([0, 0], [w, h])
         if damaged < scratch_target:
-            points = _curve(start, rng.uniform(0.3, 1.0) * max(h, w), 0.15, rng.uniform(0, 1.5), rng)
+            points = curve(start, rng.uniform(0.3, 1.0) * max(h, w), 0.15, rng, wobble=rng.uniform(0, 1.5))
             patch, top, left = _stroke(points, int(rng.integers(1, 4)))
         elif rng.random() < 0.25:  # a hair-like fibre
-            points = _curve(start, rng.uniform(6, 30), 0.4, 0.0, rng)
+            points = curve(start, rng.uniform(6, 30), 0.4, rng)
             patch, top, left = _stroke(points, 1)
         else:
             patch = _blob(int(rng.integers(1, 7)), rng)
