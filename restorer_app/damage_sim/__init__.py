@@ -12,5 +12,8 @@ from .simulate import SimulatedDamage, simulate
 from .spec import DAMAGE_CLASSES, SimSpec
 from .tones import TONES
 
-__all__ = ["DAMAGE_CLASSES", "SimSpec", "SimulatedDamage", "simulate", "ShapeLibrary",
+#: Bumped whenever what ``simulate`` draws changes: a trained segmenter records the version it saw.
+SIM_VERSION = "1"
+
+__all__ = ["SIM_VERSION", "DAMAGE_CLASSES", "SimSpec", "SimulatedDamage", "simulate", "ShapeLibrary",
            "default_shape_library", "TONES"]

@@ -1,0 +1,308 @@
+"""Train the damage segmenter (``restore/segmenter.py``) on the training photos damaged by the simulator.
+
+Each example is a random crop of a training photo (bsds432, urban100; never the evaluation
+photos), downscaled by 1-3x from a larger region with area averaging (JPEG blocks and sensor
+noise go, and scans come at many resolutions), maybe mirrored or transposed, then damaged by
+``restorer_app.damage_sim.simulate`` with the real debris shapes when their data folder is
+there. The target is the simulator's mask (what a restorer would paint) and its classes. A share
+of the crops (``CLEAN_SHARE``) gets no damage at all, only the simulator's tone and finish
+(grain, blur, JPEG: the clean picture of a simulation), so that flagging clean texture costs.
+
+Loss: binary cross-entropy plus soft Dice on the damage channel (the damage is a few per cent of
+the pixels: Dice keeps the rare class from being given up), plus ``CLASS_WEIGHT`` x the
+cross-entropy of the class scores on the damaged pixels. AdamW; the learning rate warms up
+linearly over the first 5 % of the steps, then falls along a cosine to 1 % of its peak.
+The loss log (``<out stem>.log.jsonl``) and the weights (atomically, every ``--save-every``
+steps and at the end) are written as it goes, so a run cut short still leaves weights.
+
+Speed on one thread of this 2-core CPU: 1.7-2.0 s a step (batch 8 of 256 px), of which drawing
+the 8 examples takes 0.45 s (the simulator ~40 ms a crop). Drawing them in a DataLoader worker
+(``--workers 1``) gave 1.7-2.8 s a step here, as the other core was busy with other work: no
+steady gain, so they are drawn in-process by default; on a machine with a spare core the worker
+should hide those 0.45 s. Either way the stream of examples is the same for a given seed.
+
+    python -m restorer_app.training.segmenter --out models/damage-segmenter.safetensors --steps 20000
+    python -m restorer_app.training.segmenter --validate ../shared/data/eval/kodak24 \
+        --weights models/damage-segmenter.safetensors --n 96
+
+``validate`` scores fixed simulated examples (a given seed always draws the same crops and the
+same damage) for choosing the default threshold on Kodak24: pixel precision / recall / F1 at a
+list of thresholds, per-class recall, class accuracy and the share of clean crops' pixels flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from restorer_app.restore.segmenter import (
+    CHANNELS_LAST, DEFAULT_THRESHOLD, DamageSegmenter, load_segmenter, save_segmenter, segment,
+)
+from restorer_app.training.data import find_images, load_rgb_uint8
+
+TRAIN_FOLDERS = ["../shared/data/train/bsds432", "../shared/data/train/urban100"]
+CROP = 256  # px a side of a training example
+BATCH = 8
+SCALES = (1.0, 3.0)  # a crop is downscaled from a region this many times larger (capped by the photo)
+CLEAN_SHARE = 0.1  # of the examples left undamaged (tone and finish only)
+PEAK_LR = 1e-3  # after the warm-up, from scratch (2e-3 learnt slower over the first 300 steps)
+WARMUP_SHARE = 0.05  # of the steps, the learning rate rising linearly to its peak
+FINAL_LR_SHARE = 0.01  # of the peak, at the last step of the cosine decay
+WEIGHT_DECAY = 1e-4
+DICE_WEIGHT = 1.0
+CLASS_WEIGHT = 0.5
+VALIDATION_CROP = 384
+VALIDATION_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _simulator():
+    """The simulator package, imported when first needed (the restore side does not need it)."""
+    import restorer_app.damage_sim as damage_sim
+
+    return damage_sim
+
+
+def random_crop(photo: np.ndarray, rng: np.random.Generator, crop: int = CROP, scales=SCALES) -> np.ndarray:
+    """A ``crop`` x ``crop`` float32 RGB crop in [0, 1] of a uint8 photo, area-downscaled from a
+    region ``scales`` times larger (less when the photo is too small; upscaled if even the photo's
+    short side is under ``crop``), maybe mirrored and transposed."""
+    h, w = photo.shape[:2]
+    side = min(int(math.ceil(crop * rng.uniform(*scales))), h, w)
+    top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    region = photo[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if side >= crop else cv2.INTER_LINEAR
+    out = region if side == crop else cv2.resize(region, (crop, crop), interpolation=interpolation)
+    out = out.astype(np.float32) / 255.0
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    if rng.random() < 0.5:
+        out = out.transpose(1, 0, 2)
+    return np.ascontiguousarray(out)
+
+
+def clean_example(clean: np.ndarray, rng: np.random.Generator, shapes=None) -> np.ndarray:
+    """``clean`` with only the simulator's tone and finish: the ``clean`` picture of a simulation
+    (the same tone, grain, blur and JPEG as its damaged one; the damage drawn is thrown away),
+    the look of a scan that has no damage."""
+    return np.ascontiguousarray(_simulator().simulate(clean, rng, shapes=shapes).clean, dtype=np.float32)
+
+
+def make_example(photo: np.ndarray, rng: np.random.Generator, crop: int = CROP, shapes=None,
+                 clean_share: float = CLEAN_SHARE, scales=SCALES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(HxWx3 float32 damaged image, HxW bool mask, HxW uint8 classes) from one uint8 photo."""
+    clean = random_crop(photo, rng, crop, scales)
+    if rng.random() < clean_share:
+        return clean_example(clean, rng, shapes), np.zeros((crop, crop), bool), np.zeros((crop, crop), np.uint8)
+    damaged = _simulator().simulate(clean, rng, shapes=shapes)
+    return (np.ascontiguousarray(damaged.image, dtype=np.float32), np.asarray(damaged.mask, bool),
+            np.asarray(damaged.classes, np.uint8))
+
+
+class ExampleStream(torch.utils.data.IterableDataset):
+    """Endless batches (NxHxWx3 float32, NxHxW bool, NxHxW uint8 as tensors) drawn with one
+    seeded generator: the same stream in-process or in a DataLoader worker."""
+
+    def __init__(self, photos: Sequence[np.ndarray], seed: int, batch: int = BATCH, crop: int = CROP, shapes=None,
+                 clean_share: float = CLEAN_SHARE):
+        self.photos, self.seed, self.batch, self.crop = photos, seed, batch, crop
+        self.shapes, self.clean_share = shapes, clean_share
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rng = np.random.default_rng(self.seed)
+        while True:
+            examples = [make_example(self.photos[rng.integers(len(self.photos))], rng, self.crop, self.shapes,
+                                     self.clean_share) for _ in range(self.batch)]
+            yield tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*examples))
+
+
+def _quiet_worker(_: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """BCE + DICE_WEIGHT x soft Dice on channel 0, + CLASS_WEIGHT x cross-entropy of channels 1..
+    on the damaged pixels (classes 1..K there; pixels of class 0 inside the mask are skipped)."""
+    target = mask.float()
+    damage = logits[:, 0]
+    bce = F.binary_cross_entropy_with_logits(damage, target)
+    p = torch.sigmoid(damage)
+    dice = 1.0 - (2.0 * (p * target).sum() + 1.0) / (p.sum() + target.sum() + 1.0)
+    labelled = mask & (classes > 0)
+    if labelled.any():
+        scores = logits[:, 1:].permute(0, 2, 3, 1)[labelled]  # P x K
+        ce = F.cross_entropy(scores, classes[labelled].long() - 1)
+    else:
+        ce = damage.new_zeros(())
+    total = bce + DICE_WEIGHT * dice + CLASS_WEIGHT * ce
+    return total, {"bce": bce.item(), "dice": dice.item(), "ce": ce.item()}
+
+
+def lr_factor(step: int, steps: int) -> float:
+    """Share of the peak learning rate at ``step`` (0-based): a linear warm-up over the first
+    ``WARMUP_SHARE`` of the steps, then a cosine down to ``FINAL_LR_SHARE`` at the last."""
+    warmup = max(1, round(WARMUP_SHARE * steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - 1 - warmup))
+    return FINAL_LR_SHARE + (1.0 - FINAL_LR_SHARE) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _check_training_folders(folders) -> None:
+    for folder in folders:
+        if "eval" in Path(folder).resolve().parts:
+            raise ValueError(f"{folder}: evaluation photos are never trained on")
+
+
+def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, lr: float = PEAK_LR, seed: int = 0,
+          init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
+          shapes="default", clean_share: float = CLEAN_SHARE) -> DamageSegmenter:
+    """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
+    write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
+    ``workers``: 0 draws the examples in this process, 1 in a DataLoader worker alongside.
+    ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``)."""
+    _check_training_folders(folders)
+    out = Path(out)
+    torch.manual_seed(seed)
+    sim = _simulator()
+    if isinstance(shapes, str) and shapes == "default":
+        shapes = sim.default_shape_library()
+    photos = [load_rgb_uint8(p) for p in find_images(folders)]
+    net = load_segmenter(init) if init is not None else DamageSegmenter()
+    net = net.to(memory_format=CHANNELS_LAST).train()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
+    stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share)
+    if workers > 0:
+        batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=2,
+                                                   worker_init_fn=_quiet_worker))
+    else:
+        batches = iter(stream)
+    log_path = out.with_suffix(".log.jsonl")
+    info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
+            "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
+            "clean_share": clean_share, "data": [str(f) for f in folders]}
+    started = time.time()
+    with log_path.open("w") as log:
+        for step in range(1, steps + 1):
+            images, mask, classes = next(batches)
+            rgb = images.permute(0, 3, 1, 2)  # NHWC in memory: channels-last already
+            loss, parts = segmentation_loss(net(rgb), mask, classes)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            seconds = round(time.time() - started, 1)
+            if step % log_every == 0 or step == steps:
+                record = {"step": step, "loss": round(loss.item(), 5), **{k: round(v, 5) for k, v in parts.items()},
+                          "lr": round(schedule.get_last_lr()[0], 7), "seconds": seconds}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                print(record, flush=True)
+            if step % save_every == 0 or step == steps:
+                save_segmenter(net, out, {**info, "steps": step, "seconds": seconds, "loss": round(loss.item(), 5)})
+    return net.eval()
+
+
+def _photo_arrays(photos) -> list[np.ndarray]:
+    return [load_rgb_uint8(p) if isinstance(p, (str, Path)) else np.asarray(p) for p in photos]
+
+
+@torch.no_grad()
+def validate(net: DamageSegmenter, photos, n: int = 48, seed: int = 0, crop: int = VALIDATION_CROP,
+             thresholds: Sequence[float] = VALIDATION_THRESHOLDS, shapes=None, clean_every: int = 8) -> dict:
+    """Scores on ``n`` fixed simulated examples from ``photos`` (uint8 arrays or paths), example
+    ``i`` drawn from ``photos[i % len(photos)]`` with the generator ``default_rng([seed, i])``;
+    every ``clean_every``-th example is left undamaged (``clean_example``) and counts only for
+    ``clean_flagged``. Pixel precision / recall / F1 pooled over the examples at each of
+    ``thresholds`` and at ``DEFAULT_THRESHOLD`` (``f1`` etc.), per-class recall at
+    ``DEFAULT_THRESHOLD``, and the class accuracy of the damaged pixels found."""
+    sim = _simulator()
+    photos = _photo_arrays(photos)
+    net = net.eval()
+    thresholds = sorted(set(float(t) for t in thresholds) | {DEFAULT_THRESHOLD})
+    counts = {t: np.zeros(3, np.int64) for t in thresholds}  # true positives, false positives, false negatives
+    kinds = len(net.classes)
+    class_total, class_found = np.zeros(kinds + 1, np.int64), np.zeros(kinds + 1, np.int64)
+    named_right = named = clean_flags = clean_pixels = 0
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        clean = random_crop(photos[i % len(photos)], rng, crop, scales=(1.0, 2.0))
+        if clean_every and i % clean_every == clean_every - 1:
+            result = segment(net, clean_example(clean, rng, shapes))
+            clean_flags += int((result.probability >= DEFAULT_THRESHOLD).sum())
+            clean_pixels += result.probability.size
+            continue
+        damaged = sim.simulate(clean, rng, shapes=shapes)
+        mask, truth = np.asarray(damaged.mask, bool), np.asarray(damaged.classes, np.uint8)
+        result = segment(net, damaged.image)
+        for t in thresholds:
+            found = result.probability >= t
+            counts[t] += [(found & mask).sum(), (found & ~mask).sum(), (~found & mask).sum()]
+        found = result.probability >= DEFAULT_THRESHOLD
+        class_total += np.bincount(truth[mask], minlength=kinds + 1)[: kinds + 1]
+        class_found += np.bincount(truth[mask & found], minlength=kinds + 1)[: kinds + 1]
+        hit = mask & found & (truth > 0)
+        named += int(hit.sum())
+        named_right += int((result.classes[hit] == truth[hit]).sum())
+
+    def scores(tp, fp, fn) -> dict:
+        precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+        return {"precision": round(precision, 4), "recall": round(recall, 4),
+                "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4)}
+
+    per_threshold = {t: scores(*counts[t]) for t in thresholds}
+    best = max(thresholds, key=lambda t: per_threshold[t]["f1"])
+    return {
+        "examples": n, "seed": seed, "crop": crop, "threshold": DEFAULT_THRESHOLD, **per_threshold[DEFAULT_THRESHOLD],
+        "per_threshold": {str(t): s for t, s in per_threshold.items()}, "best_threshold": best,
+        "class_recall": {name: round(class_found[k + 1] / class_total[k + 1], 4)
+                         for k, name in enumerate(net.classes) if class_total[k + 1]},
+        "class_accuracy": round(named_right / max(named, 1), 4),
+        "clean_flagged": round(clean_flags / max(clean_pixels, 1), 5),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=TRAIN_FOLDERS, help="folders of training photos")
+    parser.add_argument("--out", type=Path, help="weights to write (training)")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--crop", type=int, default=CROP)
+    parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak learning rate (after the warm-up)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="train on from these weights instead of from scratch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the training step")
+    parser.add_argument("--workers", type=int, default=0, choices=(0, 1),
+                        help="1: draw the examples in a DataLoader worker process alongside the training")
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--validate", type=Path, help="instead of training: score --weights on this folder of photos")
+    parser.add_argument("--weights", type=Path, help="weights to validate (default: the bundled ones)")
+    parser.add_argument("--n", type=int, default=48, help="validation examples")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    if args.validate is not None:
+        shapes = _simulator().default_shape_library()
+        report = validate(load_segmenter(args.weights), find_images([args.validate]), args.n, args.seed, shapes=shapes)
+        print(json.dumps(report, indent=1))
+        return
+    if args.out is None:
+        parser.error("--out is required for training")
+    train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
+          args.log_every, args.save_every)
+
+
+if __name__ == "__main__":
+    main()
