@@ -8,7 +8,7 @@ import json
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
-from restorer_app import __version__
+from restorer_app.bundle import bundled_digests, package_version
 from restorer_app.flow.weights import WeightsError, default_model_path, read_metadata
 
 COMPONENTS = [
@@ -36,6 +36,15 @@ def model_summary(path) -> str:
     return f"<p>{html.escape(str(path))}</p><table>{rows}</table>"
 
 
+def bundled_summary() -> str:
+    """HTML table of the bundled weight files and their SHA-256 (first 12 hex digits): the
+    same as ``restorer --version``."""
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td><code>{'sha256 ' + digest if digest else 'MISSING'}</code></td>"
+        f"<td>{html.escape(str(path))}</td></tr>" for label, path, digest in bundled_digests())
+    return f"<table>{rows}</table>"
+
+
 class AboutDialog(QDialog):
     def __init__(self, model_path=None, parent=None):
         super().__init__(parent)
@@ -45,9 +54,10 @@ class AboutDialog(QDialog):
         components = "".join(f"<li>{name} — {licence}</li>" for name, licence in COMPONENTS)
         data = "".join(f"<li><b>{name}</b>: {html.escape(terms)}</li>" for name, terms in TRAINING_DATA)
         text.setHtml(
-            f"<h2>Flow Restorer {__version__}</h2>"
+            f"<h2>Flow Restorer {html.escape(package_version())}</h2>"
             "<p>Restores scanned photographs with a normalizing-flow prior (Glow-style, MAP in latent space). "
             "Originals are never modified; every result carries a provenance record.</p>"
+            f"<h3>Bundled weights</h3>{bundled_summary()}"
             f"<h3>Model</h3>{model_summary(model_path or default_model_path())}"
             f"<h3>Bundled components</h3><ul>{components}</ul>"
             f"<h3>Training data of the bundled model</h3><ul>{data}</ul>"
