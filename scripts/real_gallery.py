@@ -1,0 +1,96 @@
+"""Gallery of the automatic damage mask on the real scans of ../shared/data/realdata.
+
+For every scan (or those named): input | the product's repair mask over it (red) | the learned
+segmenter's (``models/damage-segmenter.safetensors``, a candidate not yet in the product; blue) |
+the ``--mask auto`` restoration (the product's own path, ``restore_file``) | its change map, side by
+side in one PNG per scan under ``runs/gallery/`` (git-ignored: the scans may not be copied into the repository,
+see realdata/SOURCE.md). A scan larger than ``--max-side`` is first downscaled (area averaging)
+into a temporary copy. Also prints, per scan, the share of pixels flagged and the classes found.
+
+    python scripts/real_gallery.py [--preset fast] [--max-side 800] [--only abraham d.png ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from restorer_app.jobs.restore_file import AUTO_MASK, changes_path, restore_file  # noqa: E402
+from restorer_app.restore.detect import repair_mask  # noqa: E402
+from restorer_app.restore.segmenter import load_segmenter, segment, sensitivity_threshold  # noqa: E402
+from restorer_app.restore.settings import RestoreSettings  # noqa: E402
+
+REALDATA = ROOT.parent / "shared" / "data" / "realdata"
+OUT = ROOT / "runs" / "gallery"
+ANNOTATIONS = {"mask.jpg", "abraham_mask.png"}  # not photos
+
+
+def scans(only: list[str]) -> list[Path]:
+    found = sorted(p for p in REALDATA.rglob("*") if p.suffix.lower() in (".png", ".jpg") and p.name not in ANNOTATIONS)
+    return [p for p in found if not only or any(name in str(p.relative_to(REALDATA)) for name in only)]
+
+
+def downscaled_copy(path: Path, folder: Path, max_side: int) -> Path:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = max_side / max(im.size)
+        if scale < 1:
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BOX)
+        copy = folder / (path.stem + ".png")
+        im.save(copy)
+    return copy
+
+
+def overlay(before: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
+    marked = before.copy()
+    marked[mask] = (0.4 * marked[mask] + 0.6 * np.array(colour)).astype(np.uint8)
+    return marked
+
+
+def sheet(scan: Path, output: Path, product: np.ndarray, candidate: np.ndarray) -> Image.Image:
+    before = np.asarray(Image.open(scan).convert("RGB"))
+    after = np.asarray(Image.open(output).convert("RGB"))
+    changes = np.asarray(Image.open(changes_path(output)).convert("RGB"))
+    gap = np.full((before.shape[0], 8, 3), 255, np.uint8)
+    panels = [before, overlay(before, product, (255, 0, 0)), overlay(before, candidate, (0, 90, 255)), after, changes]
+    return Image.fromarray(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--max-side", type=int, default=800)
+    parser.add_argument("--sensitivity", type=float, default=0.5, help="of the segmenter")
+    parser.add_argument("--only", nargs="*", default=[], help="parts of the scans' paths to keep")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    settings = RestoreSettings(preset=args.preset, device="cpu")
+    net, threshold = load_segmenter(), sensitivity_threshold(args.sensitivity)
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in scans(args.only):
+            copy = downscaled_copy(path, Path(tmp), args.max_side)
+            output = Path(tmp) / f"{path.stem}-restored.png"
+            started = time.perf_counter()
+            summary = restore_file(copy, output, settings, mask_path=AUTO_MASK)
+            pixels = np.asarray(Image.open(copy).convert("RGB"))
+            product = repair_mask(pixels.astype(np.float32) / 255)
+            found = segment(net, pixels)
+            candidate = found.probability >= threshold
+            name = str(path.relative_to(REALDATA)).replace("/", "_")
+            sheet(copy, output, product, candidate).save(OUT / f"{Path(name).stem}.png")
+            print(f"{name}: product {100 * product.mean():.2f} % ({summary['patches']} patches restored), "
+                  f"segmenter {100 * candidate.mean():.2f} % {found.classes_found(candidate, 20)}, "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
