@@ -9,7 +9,7 @@ McMaster18 and CBSD68 are the test split.
 
 Per case, for the segmenter's repair mask (its detection grown by ``--grow`` px,
 ``models/damage-segmenter.safetensors`` or ``--weights``), for the product's ``--mask auto``
-(``restore.detect.repair_mask``) and for a morphological top-hat baseline:
+(``restore.detect.repair_mask``) and for a morphological top-hat baseline (``detect.tophat_baseline``):
 - pixel precision, recall, F1 against the simulator's mask (exact pixels, no tolerance);
 - defects left visibly unrepaired: connected pieces of >= 5 damaged pixels outside the repair
   mask, as a share of the true defects (connected pieces of the true mask of >= 5 pixels), per
@@ -41,7 +41,9 @@ from benchmarks.datasets import EVAL_SETS, centre_crop, load_eval_set
 from benchmarks.metrics import masked_psnr
 from restorer_app.damage_sim import DAMAGE_CLASSES, simulate
 from restorer_app.damage_sim import default_shape_library
-from restorer_app.restore.detect import repair_mask
+from benchmarks.baselines import inpaint, navier_stokes
+from restorer_app.restore.degradations import degradation_info
+from restorer_app.restore.detect import repair_mask, tophat_baseline
 from restorer_app.restore.segmenter import load_segmenter, segment, sensitivity_threshold
 
 RESULTS = Path(__file__).parent / "results"
@@ -61,15 +63,6 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
         return mask
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
     return cv2.dilate(mask.astype(np.uint8), disc) > 0
-
-
-def tophat(image: np.ndarray) -> np.ndarray:
-    """Baseline: white and black top-hats of the luminance (9x9 ellipse) above 0.08."""
-    grey = (image[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
-    white = cv2.morphologyEx(grey, cv2.MORPH_TOPHAT, disc)
-    black = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, disc)
-    return np.maximum(white, black) > 0.08
 
 
 def pixel_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -100,10 +93,8 @@ def defects_left(truth: np.ndarray, classes: np.ndarray, repair: np.ndarray) -> 
     return totals
 
 
-def navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    rgb8 = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    filled = cv2.inpaint(rgb8, mask.astype(np.uint8), 3, cv2.INPAINT_NS)
-    return filled.astype(np.float32) / 255
+def navier_stokes_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return inpaint(navier_stokes, image, mask, degradation_info("scratches"))
 
 
 def flow_psnr(case, repair: np.ndarray, preset: str) -> float:
@@ -121,18 +112,18 @@ def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = No
     seconds = time.perf_counter() - started
     repair = grow(found, grow_px)
     clean_flags = float((segment(net, case.clean).probability >= threshold).mean())
-    base = tophat(case.image)
+    base = tophat_baseline(case.image)
     product = repair_mask(case.image)
     row = {"damaged_fraction": float(case.mask.mean()), "tone": case.tone, "seconds": seconds,
            "segmenter": {**pixel_scores(found, case.mask), "clean_flagged": clean_flags,
                          "defects": defects_left(case.mask, case.classes, repair),
-                         "ns_psnr": masked_psnr(case.clean, navier_stokes(case.image, repair), case.mask)},
+                         "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, repair), case.mask)},
            "product": {**pixel_scores(product, case.mask), "clean_flagged": float(repair_mask(case.clean).mean()),
                        "defects": defects_left(case.mask, case.classes, product),
-                       "ns_psnr": masked_psnr(case.clean, navier_stokes(case.image, product), case.mask)},
-           "tophat": {**pixel_scores(base, case.mask), "clean_flagged": float(tophat(case.clean).mean()),
+                       "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, product), case.mask)},
+           "tophat": {**pixel_scores(base, case.mask), "clean_flagged": float(tophat_baseline(case.clean).mean()),
                       "defects": defects_left(case.mask, case.classes, grow(base, grow_px))},
-           "ns_true_mask_psnr": masked_psnr(case.clean, navier_stokes(case.image, case.mask), case.mask),
+           "ns_true_mask_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, case.mask), case.mask),
            "input_psnr": masked_psnr(case.clean, case.image, case.mask)}
     if flow is not None:
         row["segmenter"]["flow_psnr"] = flow_psnr(case, repair, flow)
@@ -147,7 +138,7 @@ def abraham(net, threshold, grow_px) -> dict | None:
     truth = np.asarray(Image.open(folder / "abraham_mask.png").convert("L")) > 127
     found = segment(net, image).probability >= threshold
     return {"detected": pixel_scores(found, truth), "repair_mask": pixel_scores(grow(found, grow_px), truth),
-            "product": pixel_scores(repair_mask(image), truth), "tophat": pixel_scores(tophat(image), truth),
+            "product": pixel_scores(repair_mask(image), truth), "tophat": pixel_scores(tophat_baseline(image), truth),
             "flagged_fraction": float(found.mean())}
 
 

@@ -2,7 +2,7 @@
 
 For every scan (or those named): input | the product's repair mask over it (red) | the learned
 segmenter's (``models/damage-segmenter.safetensors``, a candidate not yet in the product; blue) |
-the ``--mask auto`` restoration (the product's own path, ``restore_file``) | its change map, side by
+the ``--mask auto`` restoration (``restore_file`` with the product's repair mask, found once) | its change map, side by
 side in one PNG per scan under ``runs/gallery/`` (git-ignored: the scans may not be copied into the repository,
 see realdata/SOURCE.md). A scan larger than ``--max-side`` is first downscaled (area averaging)
 into a temporary copy. Also prints, per scan, the share of pixels flagged and the classes found.
@@ -24,7 +24,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from restorer_app.jobs.restore_file import AUTO_MASK, changes_path, restore_file  # noqa: E402
+from restorer_app.cli_detect import write_mask  # noqa: E402
+from restorer_app.jobs.restore_file import changes_path, restore_file  # noqa: E402
 from restorer_app.restore.detect import repair_mask  # noqa: E402
 from restorer_app.restore.segmenter import load_segmenter, segment, sensitivity_threshold  # noqa: E402
 from restorer_app.restore.settings import RestoreSettings  # noqa: E402
@@ -80,9 +81,10 @@ def main() -> None:
             copy = downscaled_copy(path, Path(tmp), args.max_side)
             output = Path(tmp) / f"{path.stem}-restored.png"
             started = time.perf_counter()
-            summary = restore_file(copy, output, settings, mask_path=AUTO_MASK)
             pixels = np.asarray(Image.open(copy).convert("RGB"))
-            product = repair_mask(pixels.astype(np.float32) / 255)
+            product = repair_mask(pixels.astype(np.float32) / 255)  # what --mask auto restores, found once
+            write_mask(Path(tmp) / "mask.png", product, overwrite=True)
+            summary = restore_file(copy, output, settings, mask_path=Path(tmp) / "mask.png")
             found = segment(net, pixels)
             candidate = found.probability >= threshold
             name = str(path.relative_to(REALDATA)).replace("/", "_")

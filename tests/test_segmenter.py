@@ -161,7 +161,6 @@ def test_trainer_smoke(tmp_path):
     loaded = load_segmenter(out)
     assert loaded.info["steps"] == 2 and loaded.info["batch"] == 2 and loaded.info["crop"] == 64
     assert "sim_version" in loaded.info and loaded.info["data"] == [str(folder)]
-    report = trainer.validate(net, [folder / "photo0.png"], n=2, crop=48, clean_every=2)
-    assert 0.0 <= report["f1"] <= 1.0 and 0.0 <= report["clean_flagged"] <= 1.0
+    assert np.isfinite(segment(net, np.asarray(Image.open(folder / "photo0.png"))).probability).all()
     with pytest.raises(ValueError):
         trainer.train([tmp_path / "eval" / "x"], out, steps=1)

@@ -292,9 +292,10 @@ def restore_image(
     torch.manual_seed(settings.seed)
     grid = plan_tiles(height, width, patch=solver.patch_size, margin=MARGIN)
     solve = tiles_to_solve(grid, mask, scope)
-    threads = getattr(patch_store, "threads", None) or solver.threads  # a resumed job keeps its count
-    plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16, threads=threads)
-    if patch_store is not None and plan.threads and getattr(patch_store, "threads", None) is None:
+    recorded = patch_store.threads if patch_store is not None else None
+    plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16,
+                     threads=recorded or solver.threads)  # a resumed job keeps its count
+    if patch_store is not None and recorded is None and plan.threads:
         patch_store.threads = plan.threads
     if on_plan:
         on_plan(plan)

@@ -22,12 +22,9 @@ steady gain, so they are drawn in-process by default; on a machine with a spare 
 should hide those 0.45 s. Either way the stream of examples is the same for a given seed.
 
     python -m restorer_app.training.segmenter --out models/damage-segmenter.safetensors --steps 20000
-    python -m restorer_app.training.segmenter --validate ../shared/data/eval/kodak24 \
-        --weights models/damage-segmenter.safetensors --n 96
 
-``validate`` scores fixed simulated examples (a given seed always draws the same crops and the
-same damage) for choosing the default threshold on Kodak24: pixel precision / recall / F1 at a
-list of thresholds, per-class recall, class accuracy and the share of clean crops' pixels flagged.
+The weights are scored (and the threshold and growth chosen, on Kodak24) by
+``python -m benchmarks.real_damage``.
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ import torch
 from torch.nn import functional as F
 
 from restorer_app.restore.segmenter import (
-    CHANNELS_LAST, DEFAULT_THRESHOLD, DamageSegmenter, load_segmenter, save_segmenter, segment,
+    CHANNELS_LAST, DamageSegmenter, load_segmenter, save_segmenter,
 )
 from restorer_app.training.data import find_images, load_rgb_uint8
 
@@ -60,8 +57,6 @@ FINAL_LR_SHARE = 0.01  # of the peak, at the last step of the cosine decay
 WEIGHT_DECAY = 1e-4
 DICE_WEIGHT = 1.0
 CLASS_WEIGHT = 0.5
-VALIDATION_CROP = 384
-VALIDATION_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _simulator():
@@ -213,65 +208,6 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     return net.eval()
 
 
-def _photo_arrays(photos) -> list[np.ndarray]:
-    return [load_rgb_uint8(p) if isinstance(p, (str, Path)) else np.asarray(p) for p in photos]
-
-
-@torch.no_grad()
-def validate(net: DamageSegmenter, photos, n: int = 48, seed: int = 0, crop: int = VALIDATION_CROP,
-             thresholds: Sequence[float] = VALIDATION_THRESHOLDS, shapes=None, clean_every: int = 8) -> dict:
-    """Scores on ``n`` fixed simulated examples from ``photos`` (uint8 arrays or paths), example
-    ``i`` drawn from ``photos[i % len(photos)]`` with the generator ``default_rng([seed, i])``;
-    every ``clean_every``-th example is left undamaged (``clean_example``) and counts only for
-    ``clean_flagged``. Pixel precision / recall / F1 pooled over the examples at each of
-    ``thresholds`` and at ``DEFAULT_THRESHOLD`` (``f1`` etc.), per-class recall at
-    ``DEFAULT_THRESHOLD``, and the class accuracy of the damaged pixels found."""
-    sim = _simulator()
-    photos = _photo_arrays(photos)
-    net = net.eval()
-    thresholds = sorted(set(float(t) for t in thresholds) | {DEFAULT_THRESHOLD})
-    counts = {t: np.zeros(3, np.int64) for t in thresholds}  # true positives, false positives, false negatives
-    kinds = len(net.classes)
-    class_total, class_found = np.zeros(kinds + 1, np.int64), np.zeros(kinds + 1, np.int64)
-    named_right = named = clean_flags = clean_pixels = 0
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        clean = random_crop(photos[i % len(photos)], rng, crop, scales=(1.0, 2.0))
-        if clean_every and i % clean_every == clean_every - 1:
-            result = segment(net, clean_example(clean, rng, shapes))
-            clean_flags += int((result.probability >= DEFAULT_THRESHOLD).sum())
-            clean_pixels += result.probability.size
-            continue
-        damaged = sim.simulate(clean, rng, shapes=shapes)
-        mask, truth = np.asarray(damaged.mask, bool), np.asarray(damaged.classes, np.uint8)
-        result = segment(net, damaged.image)
-        for t in thresholds:
-            found = result.probability >= t
-            counts[t] += [(found & mask).sum(), (found & ~mask).sum(), (~found & mask).sum()]
-        found = result.probability >= DEFAULT_THRESHOLD
-        class_total += np.bincount(truth[mask], minlength=kinds + 1)[: kinds + 1]
-        class_found += np.bincount(truth[mask & found], minlength=kinds + 1)[: kinds + 1]
-        hit = mask & found & (truth > 0)
-        named += int(hit.sum())
-        named_right += int((result.classes[hit] == truth[hit]).sum())
-
-    def scores(tp, fp, fn) -> dict:
-        precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-        return {"precision": round(precision, 4), "recall": round(recall, 4),
-                "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 4)}
-
-    per_threshold = {t: scores(*counts[t]) for t in thresholds}
-    best = max(thresholds, key=lambda t: per_threshold[t]["f1"])
-    return {
-        "examples": n, "seed": seed, "crop": crop, "threshold": DEFAULT_THRESHOLD, **per_threshold[DEFAULT_THRESHOLD],
-        "per_threshold": {str(t): s for t, s in per_threshold.items()}, "best_threshold": best,
-        "class_recall": {name: round(class_found[k + 1] / class_total[k + 1], 4)
-                         for k, name in enumerate(net.classes) if class_total[k + 1]},
-        "class_accuracy": round(named_right / max(named, 1), 4),
-        "clean_flagged": round(clean_flags / max(clean_pixels, 1), 5),
-    }
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=TRAIN_FOLDERS, help="folders of training photos")
@@ -287,19 +223,11 @@ def main(argv=None) -> None:
                         help="1: draw the examples in a DataLoader worker process alongside the training")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
-    parser.add_argument("--validate", type=Path, help="instead of training: score --weights on this folder of photos")
-    parser.add_argument("--weights", type=Path, help="weights to validate (default: the bundled ones)")
-    parser.add_argument("--n", type=int, default=48, help="validation examples")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
-    if args.validate is not None:
-        shapes = _simulator().default_shape_library()
-        report = validate(load_segmenter(args.weights), find_images([args.validate]), args.n, args.seed, shapes=shapes)
-        print(json.dumps(report, indent=1))
-        return
     if args.out is None:
-        parser.error("--out is required for training")
+        parser.error("--out is required")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
           args.log_every, args.save_every)
 
