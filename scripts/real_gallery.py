@@ -40,13 +40,13 @@ def scans(only: list[str]) -> list[Path]:
     return [p for p in found if not only or any(name in str(p.relative_to(REALDATA)) for name in only)]
 
 
-def downscaled_copy(path: Path, folder: Path, max_side: int) -> Path:
+def downscaled_copy(path: Path, folder: Path, max_side: int, name: str) -> Path:
     with Image.open(path) as im:
         im = im.convert("RGB")
         scale = max_side / max(im.size)
         if scale < 1:
             im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BOX)
-        copy = folder / (path.stem + ".png")
+        copy = folder / f"{name}.png"
         im.save(copy)
     return copy
 
@@ -78,8 +78,9 @@ def main() -> None:
     net, threshold = load_segmenter(), sensitivity_threshold(args.sensitivity)
     with tempfile.TemporaryDirectory() as tmp:
         for path in scans(args.only):
-            copy = downscaled_copy(path, Path(tmp), args.max_side)
-            output = Path(tmp) / f"{path.stem}-restored.png"
+            name = str(path.relative_to(REALDATA).with_suffix("")).replace("/", "_")  # a.png is in two folders
+            copy = downscaled_copy(path, Path(tmp), args.max_side, name)
+            output = Path(tmp) / f"{name}-restored.png"
             started = time.perf_counter()
             pixels = np.asarray(Image.open(copy).convert("RGB"))
             product = repair_mask(pixels.astype(np.float32) / 255)  # what --mask auto restores, found once
@@ -87,8 +88,7 @@ def main() -> None:
             summary = restore_file(copy, output, settings, mask_path=Path(tmp) / "mask.png")
             found = segment(net, pixels)
             candidate = found.probability >= threshold
-            name = str(path.relative_to(REALDATA)).replace("/", "_")
-            sheet(copy, output, product, candidate).save(OUT / f"{Path(name).stem}.png")
+            sheet(copy, output, product, candidate).save(OUT / f"{name}.png")
             print(f"{name}: product {100 * product.mean():.2f} % ({summary['patches']} patches restored), "
                   f"segmenter {100 * candidate.mean():.2f} % {found.classes_found(candidate, 20)}, "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
