@@ -1,4 +1,4 @@
-"""Only what pyproject.toml cannot say: the wheel carries the shipped files (weights, model card,
+"""Only what pyproject.toml cannot say: the wheel carries the shipped files (weights, model cards,
 icons, stylesheet, desktop entry; the list is restorer_app/shipped.py) as package data under
 restorer_app/_shipped/<folder>/<name>, and the sdist carries them at their places in the
 repository, so that a wheel built from the sdist is complete too. The metadata is pyproject.toml's.

@@ -16,7 +16,7 @@ measures that cue's recall and precision alone).
 
 Runs over parts of a set (``--first``) are summarised together, without restoring anything:
 
-    python -m benchmarks.auto_mask --combine benchmarks/results/auto_mask_s18_speck.json benchmarks/results/auto_mask_s19_mcmaster9to18.json
+    python -m benchmarks.auto_mask --combine benchmarks/results/auto_mask_A.json benchmarks/results/auto_mask_B.json
 
 The table gives each method's mean over the cases and, as "pooled", its PSNR over every damaged
 pixel of the group (the crops of a set share one area, so each case weighs by its damaged

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The prior's training campaign on this CPU, continued by every session (issue 12).
-# Start it at the beginning of a session:   bash models/campaign.sh start
-# Stop it (checkpoints first) before timing anything and before the session ends:
+# The prior's training campaign on this CPU, in the background, resumed from its checkpoint.
+# Start it:                                  bash models/campaign.sh start
+# Stop it (checkpoints first) before timing anything and before leaving the machine:
 #                                            bash models/campaign.sh stop
 # then commit models/campaign/. One thread and `nice`, so the other core stays free for work.
-# lr 5e-5 (the lr is recomputed from the command line at every step, so it applies on resume):
-# after the GPU's batch-256 steps, 1,064 CPU steps of batch 32 at 2e-4 raised the held-out
-# bits/dim from 3.363 to 3.412 (session 5; those steps were discarded). Check the effect.
+# lr 5e-5 (the lr is recomputed from the command line at every step, so it applies on resume;
+# LR= overrides it): from the GPU's batch-256 point, 1,064 CPU steps of batch 32 at 2e-4 raise
+# the held-out bits/dim from 3.363 to 3.412.
 # The checkpoint (model, Adam, step, RNGs) is models/campaign/flow-prior-h128.ckpt.pt; the
 # exported weights beside it are what a benchmark compares against the bundled prior.
 set -euo pipefail

@@ -7,9 +7,8 @@ central CROP x CROP pixels of every image: lossless, so the content stays clean,
 rather than a few whole ones), BSDS432 as its original JPEGs (the sampler downscales every JPEG
 2-3x anyway), and the first KODAK Kodak24 images as lossless WebP under eval/kodak24 for held-out
 bits/dim and the speed benchmark (RESTORER_EVAL_DATA=.gpudata/eval). Urban100 is packed first and
-BSDS432 fills what is left: packed the other way round, the grown tree left room for 0-2 of the 80
-Urban100 crops, and the GPU steps on BSDS432 alone moved the prior away from its mixed-data point
-(MODEL_CARD, session 17).
+BSDS432 fills what is left, so the GPU sees every Urban100 crop beside most of BSDS432: packed the
+other way round, the budget the tree leaves holds only 0-2 of the 80 Urban100 crops.
 
     python models/pack_gpu_data.py [--crop 160] [--kodak 2] [--budget-mib MiB]
 """

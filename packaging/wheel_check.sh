@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI: `pip install` of the wheel alone gives a complete app (weights, model card, icons, stylesheet).
+# CI: `pip install` of the wheel alone gives a complete app (weights, model cards, icons, stylesheet).
 #
 #   bash packaging/wheel_check.sh            (python3 >= 3.11; reaches the package index for `build`)
 #   KEEP=1 bash packaging/wheel_check.sh     keeps its temporary folder (printed) for a look inside

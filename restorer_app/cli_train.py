@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     trainer = Trainer(settings, resume=args.resume)
 
-    def request_stop(signum, frame):  # a session ending sends SIGTERM: keep the steps done so far
+    def request_stop(signum, frame):  # SIGTERM or Ctrl-C: checkpoint and export the steps done so far
         trainer.stop_requested = True
 
     signal.signal(signal.SIGTERM, request_stop)

@@ -1,4 +1,4 @@
-"""The one list of files that ship with the app: the weights and their card, the icons, the
+"""The one list of files that ship with the app: the weights and their cards, the icons, the
 stylesheet and the desktop entry. Everything else in ``models/`` (the training campaign, logs,
 curves, pack and training scripts) is for developers and stays out.
 
@@ -22,7 +22,9 @@ SHIPPED: tuple[tuple[str, str], ...] = (
     ("models", "flow-prior.safetensors"),  # the flow prior
     ("models", "damage-net.safetensors"),  # the detector's network (`--mask auto`, `restorer detect`)
     ("models", "damage-net-grey.safetensors"),  # ... for greyscale scans
-    ("models", "MODEL_CARD.md"),  # licence and training data of both
+    ("models", "MODEL_CARD.md"),  # index of the model cards: licence and training data
+    ("models", "flow-prior.md"),  # the flow prior's card
+    ("models", "damage-net.md"),  # the damage networks' card
     ("resources", "restorer.png"),
     ("resources", "restorer.svg"),
     ("resources", "style.qss"),

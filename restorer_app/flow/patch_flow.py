@@ -3,8 +3,8 @@
 The image-level Glow (``glow.py``) models 64x64 patches and is used through a latent MAP; this
 flow models tiny patches (6x6x3 = 108 values by default) as flat vectors, so the restoration can
 evaluate ``-log p`` on every (or a random subset of) overlapping patch position(s) of the image
-and optimise the pixels directly (``benchmarks/patchnr_solver.py``: an experiment, measured in
-the quality log; not an engine option, because it lost to BM3D on the test split).
+and optimise the pixels directly (``benchmarks/patchnr_solver.py``: an experiment; not an engine
+option, because it loses to BM3D on the test split).
 
 Patches are float tensors in [-0.5, 0.5] like the Glow's, flattened in ``F.unfold`` order
 (channel, row, column), i.e. ``patches_nchw.reshape(N, -1)``. The direction ``forward`` maps a

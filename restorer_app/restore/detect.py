@@ -1,246 +1,81 @@
 """Suggest a damage mask for a scanned photo: dust specks, hair-like fibres and thin scratches.
 
-Debris on a print or film is opaque or clear: it shows as a small, flat, near-white or near-black
-mark, neutral in colour, whatever the picture under it. Film grain, fine texture and edges belong
-to the picture: they vary, they take the colour of their surroundings, and where there is one
-there are many. The detector looks for the first kind and discounts the second. The steps, and
-why each is there (every number was chosen on Kodak24, the validation set of
-``benchmarks/detection.py``; "F1" is its mean there, 0.925 for the whole detector):
+Debris on a print or film is opaque or clear: a small, flat, near-white or near-black mark, neutral
+in colour, whatever the picture under it. Grain, texture and edges belong to the picture: they vary,
+take the colour of their surroundings, and where there is one there are many. The detector looks
+for the first kind and discounts the second. Every threshold is chosen on Kodak24, the validation
+set of ``benchmarks/detection.py`` (F1 with 1-px tolerance; McMaster18 and CBSD68 are its test sets).
 
-1. Debris channels. Light debris is bright in every channel, so it stands out most in the darkest
-   channel (min over R, G, B), even over saturated red or yellow; dark debris likewise in
-   1 - max. Each polarity is searched in its own channel, which makes neutrality part of the
-   contrast (a separate colour test added nothing on top). A greyscale scan is its own channel.
-2. Contrast at two sizes: white top-hats (the channel minus its opening) with discs of 5 px,
-   which keep lines up to 4 px wide (scratches, fibres) whatever their length, and of 9 px, which
-   keep specks up to 8 px across. Anything wider (a white fence, a dark window) is picture.
-3. Texture raises the bar: the local median (15 x 15) of the top-hat says how much fine structure
-   and grain surround a pixel; damage covers far less than half of any window, so the median
-   ignores it. Thresholds are a fixed contrast plus a multiple of that level (F1 0.901 with the
-   best fixed thresholds alone).
-4. Hysteresis: seeds have strong contrast (0.25 + 4 x texture) and are near white in the debris
-   channel (>= 0.8); each defect grows from its seeds through connected pixels of weaker contrast
-   (0.1 + 2 x texture, >= 0.7), so a scratch fading over a lighter area stays whole while
-   texture highlights seldom get a seed (F1 0.835 with seeds alone).
-5. Specks are small: at the 9-px size only components of at most 80 px spanning at most 12 px
-   are kept; anything longer is left to the 5-px search, which sees it only if it is thin
-   (F1 0.920 without the 9-px search: it adds the middle of 5-8 px specks).
-6. Debris is flat and extreme: a flagged pixel stays only if the flagged pixels in the 7 x 7
-   window around it average >= 0.8 in the debris channel and vary by no more than the grain
-   (std at most max(grain, 0.025)). This is what tells a scratch from a window frame or a
-   bright rim, which vary along their length (F1 0.796 without this step, 0.840 without the
-   variation test, 0.912 without the level test). It is local, so a scratch that touches texture
-   loses only the touching part. The grain is the noise level of the flattest tenth of the image
-   (mean absolute Laplacian residual per 16-px block), so noisier scans get a looser test.
-7. Debris is sparse: where more than 8 defects lie within 41 x 41 px, or flags cover more than
-   15 % of such a window, the flags are a pattern (a halftone screen, fabric, stripes, a fence)
-   and are dropped. Photos seldom trigger this (F1 unchanged), but without it a regular pattern
-   of small light or dark marks is flagged from end to end. A very dusty scan loses its
-   densest clusters.
-8. Margin: the mask is grown by ``margin`` px (default 1) so a repair also covers the soft edge
-   real debris has on a scan (F1 0.921 without it).
+The suggested mask (``detect_damage``): F1 0.925 on Kodak24, 0.916 / 0.922 on the test sets (top-hat
+baseline 0.663 / 0.717 / 0.708). "F1 x without" is the detector less that step.
+1. Debris channels: light debris is bright in every channel, so it stands out most in the darkest
+   (min over R, G, B), even over saturated colour; dark debris in 1 - max. This makes neutrality
+   part of the contrast (a separate colour test adds nothing).
+2. Contrast: white top-hats of those channels with discs of 5 px (lines up to 4 px wide, any length)
+   and 9 px (specks up to 8 px across); anything wider is picture.
+3. Texture raises the bar: each threshold is a contrast plus a multiple of the local median (15 x 15)
+   of the top-hat, which sparse damage does not move (F1 0.901 with the best fixed thresholds).
+4. Hysteresis: seeds need contrast 0.25 + 4 x texture and a debris level >= 0.8; a defect grows
+   through connected pixels of 0.1 + 2 x texture and >= 0.7, so a fading scratch stays whole (F1
+   0.835 with seeds alone).
+5. Specks: the 9-px search keeps components of at most 80 px spanning at most 12 px (F1 0.920
+   without it: it adds the middle of 5-8 px specks).
+6. Flat and extreme: a flagged pixel stays if the flags of its 7 x 7 window average a debris level
+   >= 0.8 with a std of at most max(grain, 0.025), the grain being the noise of the flattest tenth of
+   16-px blocks. A window frame or bright rim varies along its length (F1 0.796 without this step).
+7. Sparse: where more than 8 defects lie within 41 x 41 px, or flags cover over 15 % of it, they are
+   a pattern (halftone, fabric, a fence) and are dropped (F1 unchanged on photos).
+8. Margin: ``margin`` px (default 1) cover the soft edge of real debris (F1 0.921 without it).
 
-9. Repair (``repair_mask``, for ``restore --mask auto``): a missed damaged pixel keeps its
-   near-white or near-black value while a false flag is only re-synthesised, so the repair mask
-   adds back what step 6 dropped next to a kept defect: candidates within 4 px of it and
-   near-extreme pixels (debris level >= 0.8) within 3 px, connected to it. Step 7 still looks
-   at the suggested flags only. It is then grown by 2 px and cut back to the pixels that differ
-   by >= 0.2 (0.1 since step 11) in some channel from the Telea fill of the grown mask: a fill
-   is constrained by the pixels right beside a thin defect, so every clean pixel left in the
-   mask costs (the true mask grown by 1 px loses 3 dB inside the damage). On Kodak24, filled
-   by Navier-Stokes and scored inside the true damage: 20.1 dB with the 1-px margin and no cut
-   (2.9x the damaged area), 21.2 with the cut (1.4x; true mask 25.6). Most of what is left is
-   defects never found.
-10. The damage network (``damage_net.py``) vouches for what the seed bar misses: compact specks
-   inside texture, whose contrast sits under a bar that texture raises. Candidates are grown
-   from looser seeds (0.15 + 2 x texture, no flatness test); where a candidate adds something,
-   each of its pixels the network scores >= 0.7 is kept, then the crowd test, the margin and the
-   cut apply as above. The network scores a pixel from its 35 x 35 neighbourhood
-   (the look of debris and of its surroundings, learned on the training photos with synthetic
-   debris), which separates a speck from a texture highlight far better than a threshold, yet
-   alone it flags too much: as a gate on candidates it only decides between shapes the
-   morphology already proposes. On all of Kodak24 (N-S proxy inside the damage), with a gate on
-   each candidate's mean score of 0.6: 21.41 -> 22.35 dB, recall 0.933 -> 0.953, flags on a
-   clean grainy crop 0.31 % -> 0.35 % (mean 0.7: 22.22 / 0.34 %, 0.5: 22.52 / 0.39 %; looser or
-   stricter candidate seeds were worse). Pixel by pixel instead of the mean (session 12): a
-   candidate grown through texture holds picture too, which pulled a speck's mean under the
-   bar: 23.96 -> 24.14 dB, clean flags 0.240 -> 0.267 % (0.6: 24.16 / 0.291 %, 0.8: 24.09 /
-   0.248 %).
-11. Tight edges. Of what the repair mask still flagged beside a defect, most was picture: an
-   edge or a texture highlight 0.2 from the Telea fill (Telea is poor in texture), and every
-   such pixel widens what the fill must invent (flagging a tenth of the 1-px ring around the
-   damage cost 1.4 dB inside it). Two tests drop it: a pixel must be nearer its defect's own
-   level (per connected defect and polarity, the median of its pixels 0.3 or more from the fill)
-   than half its distance to the fill, and a pixel the margin added must score >= 0.2 with the
-   damage network. On Kodak24: 22.35 -> 23.01 dB, area 1.36x -> 1.12x the damage, flags on a
-   clean grainy crop 0.35 % -> 0.19 % (nearer-level test alone 22.75, network alone 22.87;
-   a margin of 1 or 3 px with both: 22.73 / 22.77). With these two guarding the edges, the cut
-   of step 9 loosens from 0.2 to 0.1 from the fill, which keeps damage of moderate contrast the
-   fill half explains: 23.35 dB, area 1.17x, clean flags 0.22 % (0.15: 23.26, 0.05: 23.34).
-   A pixel the detector kept before the margin that lies 0.3 or more from the fill stays
-   whatever the nearer-level test says: where a flagged region also holds picture, its median
-   can sit far from the defect's level, and the test then dropped the defect itself (session 12,
-   found on McMaster18, where it held 0.5 % of the damage's squared error: proxy 22.15 -> 22.72
-   dB there, Kodak24 23.95 -> 23.96, CBSD68 22.63 -> 22.61).
-12. Sure specks. The defects still missed lie outside every candidate (in bright texture the
-   top-hat contrast sits under the raised bar). Where the network has read the image anyway
-   (the tiles of step 10), near-extreme pixels (debris level >= 0.85) it scores >= 0.8, in
-   components of at most 80 px, are added before the margin: 23.35 -> 23.67 dB on Kodak24 for
-   0.04 % more of a clean crop flagged (score 0.9: 23.60 / +0.02 %; 0.7: 23.76 / +0.07 %,
-   over the 0.05 % the gate was held to).
-   Session 26: from a debris level of 0.75 instead of 0.85. Painted debris goes down to 0.82,
-   and with the grain a faint speck sits at 0.78-0.84, under the seed bar's 0.8 too: the network
-   scored 0.98 on a 2-px light speck (0.80 over 0.25) that Kodak24's 03-grey left in place, half
-   the flow's error inside that case's damage. Kodak24: damaged pixels missed 821 -> 640, their
-   squared error 20.0 -> 16.3, N-S proxy (pooled) 24.00 -> 24.11 dB on the colour cases and 23.28
-   -> 23.31 on the grey; clean flags 0.568 -> 0.658 % (most of the rise is the 1-px dark frame
-   line at the bottom of five Kodak photos, which looks like a scratch to the network; 0.70 and
-   0.65 take the same defects, 0.80 leaves 9.23 of the colour cases' squared error missed, 0.75
-   8.80, 0.85 11.96). The flow with `standard` inside the damage, Kodak24's 12 cases
-   whose proxy moved: +0.34 +/- 0.15 dB, 8 up, 4 down (kodim15 +1.36, kodim20 +1.17, 03-grey
-   +0.91; 21-grey -0.14). The test sets' 52 cases whose mask changed: +0.18 +/- 0.08 dB, 19 up,
-   15 down (CBSD68 241004 +3.05, 163085 +2.10; 130026 -0.09); the grey copies gain little, their
-   misses lie in texture, where the network is unsure too (quality log E97).
-13. Peel. Where two defects cross or touch, or a speck sits on a scratch, the one found hides the
-   rest: a window holding both levels is not flat (step 6), and the fill beside a found defect
-   takes its level, so the cut of step 9 drops the neighbour. Steps 1-12 run once more on the
-   image with the repair mask filled (Telea, as for the cut), and what they find is added. On
-   Kodak24: 24.26 -> 24.48 dB, damage missed beside the mask 10 % -> 6 % of the squared error,
-   flags on a clean grainy crop 0.263 % -> 0.301 % (a third pass: 24.51 / 0.314 %; Navier-Stokes
-   as the peeling fill: 24.39).
-14. Scratches followed at their level. A scratch is one piece of debris, so it shows one level
-   along its whole length, while its contrast falls wherever it crosses light texture (dark
-   texture for a dark scratch): there the texture raises every bar above it, above all on a
-   grey scan, where no colour sets it apart. Each flagged component spanning 15 px or more at
-   a debris level of at least 0.75 grows through connected pixels within 0.08 of its median
-   colour in every channel that are thin (line contrast >= 0.05 in its polarity's channel),
-   however far they run, passing through shorter flagged pieces of the same scratch; no margin
-   and no cut apply to what it adds. Session 17, N-S proxy inside the damage with its flags on
-   clean grainy crops: Kodak24 24.48 -> 24.67 dB, 0.301 -> 0.341 %; on the test sets McMaster18
-   23.56 -> 23.82 dB, 0.378 -> 0.389 %; CBSD68 (24 photos) 23.05 -> 23.28 dB, 0.277 -> 0.282 %.
-   Specks and fibres do not grow: probes that stopped at other flagged pieces (Kodak24) grew
-   from every component to 24.82 dB but flagged 0.742 %, from 15 px 24.63 / 0.408 %, from 30 px
-   24.63 / 0.316 % (McMaster18 23.75); from 30 px with a 1-px margin around what it adds 24.56,
-   with contrast 0.03 24.66 / 0.321 %; from 15 px at distance 0.06 24.64 / 0.377 %; from every
-   component at distance 0.12 24.79 / 1.197 %, at contrast 0.1 24.68 / 0.556 %.
-   Session 25: from 15 px instead of 30. The proxy tied the two, and 30 flagged less; the flow
-   pays the whole error of a missed pixel and little for a flagged clean one, and over a mesh of
-   picture lines a scratch is often found only in pieces of 15-29 px (CBSD68's 223061-grey: 47 px
-   of a dark scratch missed, 2.71 of squared error, 0.47 from 15 px). Missed squared error,
-   30 -> 15 px: Kodak24 44.70 -> 43.94, McMaster18 42.18 -> 37.61, CBSD68 (24 photos) 24.15 ->
-   22.23; flagged clean px +10 % / +10 % / +17 %. The flow with `standard` inside the damage, on
-   the cases whose mask changed: Kodak24 (20) +0.017 dB on the mean (kodim05-grey +0.30, kodim12
-   +0.25, kodim03 -0.08, kodim17-grey -0.08), pooled 23.61 -> 23.64; the test sets' 31 changed
-   cases +0.060 dB (CBSD68 108005-grey +0.67, McMaster18 4 +0.46; 119082-grey -0.08), pooled
-   McMaster18 23.97 -> 24.02, CBSD68 (24 photos) 23.25 -> 23.28 (quality log E95).
-15. Defects judged apart (after step 6). Where a dark scratch crosses a bright area beside a dark
-   one, the bright strip pinched between them is, to the top-hat, a light line: flat, near
-   white, a "defect" that the extension of step 9 then floods into the bright area (in
-   McMaster18's 7-grey a dozen such pixels on the scratch's edge cost 1.4 dB inside the damage,
-   because every flagged pixel beside a thin defect widens what the fill must invent). So a
-   defect that touches one of the other polarity keeps only the pixels whose top-hat contrast
-   still clears the grow bar of step 4 once that other defect, grown by 1 px, is filled
-   (Telea). Session 17, N-S proxy inside the damage: Kodak24 24.67 -> 24.75 dB, clean flags
-   0.341 -> 0.339 %; McMaster18 23.82 -> 23.94 dB (0.389 % both); CBSD68 (24 photos) 23.28 ->
-   23.39 dB (0.282 % both). Touching within 2 px: 24.75 / McMaster18 23.95; the seed bar instead
-   of the grow bar: 24.74 / 0.333 %, 23.99; the judged defect's own pixels left out of the fill:
-   24.72, 23.95.
-   Session 24: the other polarity's defects as step 9's extension takes them, not only those
-   kept. A light scratch whose level drops where it crosses a dark band (0.95 above, 0.8 on the
-   band) fails the flatness test there; the dark picture pinched at its corners was kept as
-   dark debris, flooded into the band, and the fill of the flagged band then hid the scratch
-   from the cut of step 11 (CBSD68's 119082-grey: 44 damaged px missed, 12.2 of the flow's
-   squared error inside the damage; 4.3 after). Judged against the other's candidates alone
-   instead, it dropped real defects beside texture (Kodak24's 19-grey lost 15 damaged px).
-16. Specks grown at their level (session 18). The cuts of steps 9 and 11 leave a speck's edge
-   behind where it crosses texture or touches a brighter area (McMaster18's worst cases: light
-   specks over light picture, the edge at 0.9 beside picture at 0.8). Each flagged component
-   spanning less than 15 px (30 until session 25; the rest is step 14's) at a debris level of at
-   least 0.75 takes the pixels around it, 1 px deep, that lie within 0.05 of its median colour in
-   every channel and stand out of a 9-px opening by 0.15 or more in its polarity's channel. N-S
-   proxy inside the damage and flags on clean grainy crops: Kodak24 24.75 -> 24.88 dB, 0.339 ->
-   0.377 %; on the test sets McMaster18 23.94 -> 24.05 dB, 0.389 -> 0.439 %; CBSD68 (24 photos)
-   23.39 -> 23.45 dB, 0.282 -> 0.326 %. Colour distance 0.06: 24.89 / 0.385 %; with the extension
-   below, 2 px deep 24.92 / 0.371 %, and at distance 0.06 a contrast bar of 0.05 / 0.2: 24.94 /
-   0.367 %, 24.90 / 0.353 %.
-   Not taken: step 9's extension holding to the kept defect's level (within 0.05), which halves
-   the flags this step adds (Kodak24 24.91 / 0.347 %) but drops the soft edges of painted
-   defects, which the flow cannot afford: with `standard`, McMaster18 case 1 lost 0.19 dB and
-   case 4 0.44 dB inside the damage.
-   Steps 14 and 16 take each defect's level and colour per polarity (session 20): a flagged pixel
-   belongs to the light defects where its light debris level is the higher. Labelled together, a
-   dark speck touching a light scratch took the scratch's colour and never grew at its own
-   (McMaster18 case 3). N-S proxy: Kodak24 24.88 -> 24.94 dB, McMaster18 24.05 -> 24.07, CBSD68
-   23.45 -> 23.48, clean flags unchanged (0.376 / 0.439 / 0.326 %). The flow with `standard`
-   inside the damage: all 27 McMaster18 cases 25.10 -> 25.14 dB (pooled over the damaged pixels
-   23.77 -> 23.84), CBSD68's 6 cases 28.90 -> 28.95 (quality log E86).
-17. Two readings (session 23). Every threshold above was tuned with the N-S proxy, which pays as
-   much for a clean pixel flagged beside the damage as for a damaged one missed. The flow pays
-   little for the first (it re-synthesises the pixel) and the whole error for the second (scope
-   mask leaves a missed pixel's debris as it is): on McMaster18 the missed pixels held a fifth
-   of its error inside the damage. A looser reading (the network's gate at 0.5, 0.4 since
-   session 26, its sure specks at 0.7, specks grown 2 px) misses a fifth less of that error on Kodak24, but alone it lost
-   up to 1 dB on cases where it dropped damaged pixels the strict reading holds: the cuts of
-   steps 11 and 13 are not monotone in the thresholds (extra flags change the fill, and the
-   levels of the defects they join). So the repair mask is both readings together, which drops
-   nothing the strict one finds; they share the grain estimate and the network's scores.
-   Kodak24: recall 98.3 -> 98.5 %, N-S proxy 24.94 -> 24.99 dB, clean flags 0.376 -> 0.480 %
-   (``detection_s23.md``). The flow with `standard` inside the damage: McMaster18's 27 cases
-   25.14 -> 25.27 dB (pooled 23.84 -> 24.01; case by case +0.13 +/- 0.05), CBSD68's 9 cases
-   26.99 -> 27.02 (+0.03 +/- 0.05; quality log E90).
-   Session 26: the looser reading's gate at 0.4 instead of 0.5. Kodak24: the colour cases' missed
-   squared error 8.80 -> 6.27 (grey 7.46 -> 7.04), N-S proxy pooled 24.11 -> 24.18 dB (grey
-   23.31 -> 23.31), clean flags 0.658 -> 0.689 % (0.3: 5.75, 24.20 dB, 0.739 %; the sure specks
-   at 0.7 / 0.6 as well: 5.85, 24.19 dB). The flow with `standard` inside the damage, the 13
-   cases whose missed pixels or proxy moved: +0.11 +/- 0.05 dB, 7 up, 4 down (kodim05 +0.42,
-   19 +0.38, 13 +0.38; 21 -0.11, 08 -0.06). The test sets' 25 such cases: +0.05 +/- 0.03 dB, 13
-   up, 11 down (quality log E98).
-18. Holes at the debris level (session 24). The flow fills the mask from every unflagged pixel
-   around it, so a damaged pixel left in a hole of the mask is context from every side: in
-   CBSD68's 143090 one pixel of a speck (0.79 among 0.80-0.82) left unflagged cost 2.6 dB inside
-   the damage. Holes of up to 4 px whose every pixel is near-extreme (>= 0.75) and within 0.08 of
-   the median colour of the flagged pixels around it are filled. On Kodak24 that takes all 6
-   holes holding damage and 78 of the 225 clean ones (McMaster18 6 of 6 and 64 of 158, CBSD68
-   8 of 8 and 42 of 111); filling every hole also cost the flow context (McMaster18 5-grey
-   -0.24 dB for 6 clean pixels). Step 15's change and this one, the flow with `standard`
-   inside the damage (quality log E93): Kodak24's 12 most changed cases +0.03 dB on the mean
-   (09-grey +0.71, 13-grey -0.25), McMaster18 pooled 24.01 -> 23.97 (case 1 -0.58: two damaged
-   pixels beside a white area the light extension floods), CBSD68's 36 cases pooled 22.95 ->
-   23.25 (N-S with the true mask 23.28 / 24.02). The repair mask's time is unchanged (4
-   megapixels, one thread: 44.4 s before, 44.1 s after, the two timed side by side).
-19. Greyscale scans (session 27). A scan with one channel, or three equal ones, is scored by a
-   network of its own (``damage-net-grey.safetensors``): the colour one trained on for 1,800
-   steps on greyscale crops only. The colour network had never seen three equal planes (the
-   grain of its greyscale training crops was drawn per channel; mended in the trainer), and on
-   grey copies it flagged three times the clean area it flags on colour, the missed damage
-   there costing 1.1-2.9 dB against the true mask (colour 0.1-0.4). Kodak24's 12 grey copies,
-   same thresholds: N-S proxy pooled 23.31 -> 23.68 dB, missed squared error 7.04 -> 7.00,
-   flags beside the damage 11,094 -> 7,749 px, clean grainy crops 1.17 -> 0.79 % (the same
-   steps with the grain per channel: 23.42 dB, 1.07 %). With the flags it saves, its loose
-   reading takes the pixels it scores 0.2 (0.1-0.4 tried; 0.2: 23.70 dB, missed 6.20, clean
-   0.88 %; 0.1 misses least, 4.61, but flags 1.04 % and gained 0.08 dB less with the flow).
-   The flow with `standard` inside the damage, Kodak24's grey cases: +0.32 +/- 0.08 dB, 9 up,
-   1 down (01-grey +0.73, 21-grey +0.71, 07-grey +0.70; 17-grey -0.02). The test sets'
-   43 grey cases, all rerun: +0.21 +/- 0.06 dB, 34 up, 7 down (CBSD68 189080-grey +1.31, McMaster18 11-grey
-   +1.24; CBSD68 3096-grey -1.13, whose mask only lost 4 clean flags); pooled against N-S with
-   the true mask, McMaster18's grey -0.41 -> -0.25 dB, CBSD68's -0.18 -> +0.03 (quality log E99).
+The repair mask (``repair_mask``, for ``restore --mask auto``) favours recall: the flow re-synthesises
+a clean pixel flagged at little cost but pays the whole error of a damaged one left out. On Kodak24
+it holds 98.9 % of the damaged pixels, 77 % of it is damage, and it flags 0.59 % of a clean grainy
+crop. Figures below are the "N-S proxy" on Kodak24 (PSNR inside the damage after a Navier-Stokes fill
+of the mask; 25.25 dB for this mask, 25.89 for the true one), without -> with the step; "flow": a
+restoration with ``standard``, PSNR inside the damage.
+9. Extension and cut: candidates within 4 px of a kept defect and near-extreme pixels (>= 0.8)
+   within 3 px take back what step 6 dropped; grown by 2 px, the mask keeps the pixels >= 0.1 from
+   the Telea fill of the mask, since every clean pixel beside a thin defect widens what a fill must
+   invent (cut at 0.2: 20.1 -> 21.2 dB, area 2.9x -> 1.4x the damage; with step 11, 0.1 adds 0.3 dB).
+10. Gate: candidates from looser seeds (0.15 + 2 x texture, no flatness test) keep the pixels the
+   damage network (``damage_net.py``, 35 x 35 px of context) scores >= 0.7: specks in texture, under
+   a bar texture raises (21.41 -> 22.35 dB, recall 0.933 -> 0.953; pixel by pixel rather than per
+   candidate +0.18 dB). Alone it flags too much; as a gate it chooses among shapes already proposed.
+11. Tight edges: a pixel must be nearer its defect's level than half its distance to the fill, and a
+   margin pixel must score >= 0.2 (22.35 -> 23.01 dB, area 1.36x -> 1.12x); a pixel flagged before
+   the margin and >= 0.3 from the fill always stays (McMaster18 22.15 -> 22.72 dB).
+12. Sure specks: near-extreme pixels (>= 0.75: painted debris reaches down to 0.82, and grain puts a
+   faint speck at 0.78-0.84) the network scores >= 0.8, in components of at most 80 px (23.35 ->
+   23.67 dB for 0.04 % of a clean crop; missed squared error 8.80 at level 0.75, 11.96 at 0.85).
+13. Peel: where defects touch, the one found hides the other, so steps 1-12 run again on the image
+   with the mask filled (Telea) and add what they find (24.26 -> 24.48 dB; a third pass: +0.03).
+14. Scratches at their level: a scratch keeps one level while its contrast falls over light texture.
+   A defect spanning >= 15 px at level >= 0.75 grows, without margin or cut, through connected thin
+   pixels (line contrast >= 0.05) within 0.08 of its median colour (Kodak24 24.48 -> 24.67 dB,
+   McMaster18 23.56 -> 23.82; from 15 px rather than 30, McMaster18's missed squared error is 37.61
+   against 42.18).
+15. Apart: bright picture pinched between a dark scratch and a dark area looks like a light line, so
+   a defect touching one of the other polarity (as step 9 extends it) keeps only the pixels that
+   clear step 4's grow bar once the other, grown by 1 px, is filled (McMaster18 23.82 -> 23.94 dB).
+16. Specks at their level: a defect spanning < 15 px at level >= 0.75 takes the pixels 1 px around it
+   within 0.05 of its median colour that stand out of a 9-px opening by >= 0.15 (24.75 -> 24.88 dB).
+   Steps 14 and 16 label light and dark defects apart, so a speck touching a scratch keeps its colour.
+17. Two readings: the union of the strict reading and a loose one (gate 0.4, sure specks 0.7, specks
+   grown 2 px). The cuts are not monotone in the thresholds, so the loose one alone can drop damage
+   the strict one holds (McMaster18 flow 25.14 -> 25.27 dB; a loose gate of 0.4 rather than 0.5
+   leaves a missed squared error of 6.27 against 8.80).
+18. Holes: a damaged pixel in a hole of the mask is context for the fill, so holes of up to 4 px that
+   are near-extreme (>= 0.75) and within 0.08 of the colour of the flags around them are filled (all
+   6 holding damage on Kodak24, 78 of 225 clean ones; filling every hole costs the flow context).
+19. Greyscale scans (one channel or three equal) use ``damage-net-grey.safetensors`` and a loose gate
+   of 0.2 (Kodak24's grey copies 23.31 -> 23.68 dB, clean flags 1.17 -> 0.79 %; flow +0.21 +/- 0.06
+   dB on the test sets' 43 grey cases).
 
-Cost: a dozen OpenCV filters; on a 4-megapixel photo with one thread of this CPU 0.8-1.6 s for
-the suggested mask and 44 s for the repair mask, 28 s of it the strict reading (session 23, the
-photo of ``benchmarks/detection.py``, on an otherwise idle machine; two threads: 30 s, 20 s
-before step 17). In session 15 the one reading took 39-40 s (46-47 s before the network ran
-channels-last; 22 s without the peel of step 13, which runs steps 1-12 twice): a few seconds for
-the extension and the Telea fills, 25 s the damage network, which sees every 128-px tile holding
-a loose candidate or a margin pixel (most of a photo), once, and again in the second search where
-the fill reached its window. With 2 % damage spread over the photo that is nearly every tile
-(keeping the second search's scores per tile the fill did not reach saved 2 s of 40; per pixel,
-nothing more); sparser damage saves more. About a tenth of the flow's repair of such a photo with
-2 % damage (454 s on two threads, ``benchmarks/scope_speed.py``). Step 14 adds about 0.1 s (one
-thread, a 2048 x 2048 synthetic photo), step 16 about 0.4 s of 19.5 (two threads, the same photo,
-session 18).
-Not found: debris wider than 8 px, faint (semi-transparent) dust whose level is not near white
-or black, light debris on white and dark debris on black areas, and debris inside dense texture
-of similar contrast (the texture bar rises over it).
+Cost on a 4-megapixel photo, one thread: 1-3 s for the suggested mask, 40-44 s for the repair mask,
+most of it the network on every 128-px tile holding a loose candidate or margin pixel; about a tenth
+of the flow's repair of such a photo with 2 % damage. Not found: debris wider than 8 px, faint dust
+whose level is not near white or black, light debris on white and dark debris on black, and debris
+inside texture of similar contrast (the texture bar rises over it).
 """
 
 from __future__ import annotations
@@ -295,7 +130,7 @@ class Tuning(NamedTuple):
     nearer_level: float = 0.0  # > 0: ... and nearer their defect's level than this times that distance
     margin_gate: float = 0.0  # > 0: pixels the margin added stay where the damage net scores >= this
     peak: float = 0.0  # > 0: add specks the damage net scores >= this where it has read the image
-    peak_level: float = 0.75  # ... whose debris level is at least this (0.85 until session 26, step 12)
+    peak_level: float = 0.75  # ... whose debris level is at least this (step 12)
     gate: float = 0.0  # > 0: add the loose candidates' pixels the damage net scores at least this
     gate_seed_contrast: float = 0.15  # ... the loose candidates' seed bar: this contrast
     gate_seed_texture: float = 2.0  # ... plus this many times the texture level
@@ -311,34 +146,30 @@ class Tuning(NamedTuple):
 
 
 SUGGEST = Tuning()  # the suggested mask (``detect_damage``): best pixel F1
-# For repair (``repair_mask``), chosen on Kodak24 by the PSNR that the damaged pixels left out of the
-# mask would cap a restoration at ("ceiling"), with the flagged area kept within ~3x the damage.
-# Most damage the suggested mask misses is the rest of a found defect that the flatness test drops
-# (two defects of different levels, or a defect and its halo, in one 7x7 window): the repair mask
-# takes back the candidates within 4 px of a kept pixel and the near-extreme pixels within 3 px.
-# Then every pixel of the grown mask is compared with what inpainting the mask would put there:
-# a pixel of the picture beside a defect is close to that fill, a damaged one is not (a debris
-# level differs from the picture by far more than the grain). Keeping only the pixels 0.2 away
-# from the fill in some channel halves the area (2.9x -> 1.4x the damage on Kodak24) while
-# keeping what the margin was for, which lets the margin grow to 2 px. The network's gate (step 10)
-# at 0.7 per pixel (0.6 on a candidate's mean until session 12) adds less than 0.05 % of a clean
-# crop to the flags on Kodak24.
-# Two more cuts (session 8, Kodak24): a clean pixel beside a defect often sits 0.2 from the Telea
-# fill (texture), yet it is nearer the fill than the defect's own level (the median of the
-# defect's pixels 0.3 or more from the fill), and the damage network, which scores pixels from
-# their neighbourhood, reads it as picture: the margin's pixels stay only where it scores >= 0.2.
-# With them guarding the edges, the cut to the fill can loosen from 0.2 to 0.1: it was dropping
-# real damage of moderate contrast (0.2-0.3 from the picture) that the fill only half explains.
-# Specks that no candidate proposes, the network's surest reads (score >= 0.8, debris level
-# >= 0.85) among the tiles it has read anyway, add 0.3 dB for 0.04 % of a clean crop; from a
-# level of 0.75 (session 26) they also take the faintest painted specks, which the grain puts
-# under 0.85 and often under the seed bar's 0.8.
+# For repair (``repair_mask``), chosen on Kodak24 by the N-S proxy, with the flagged area kept within
+# ~3x the damage. Most damage the suggested mask misses is the rest of a found defect that the
+# flatness test drops (two defects of different levels, or a defect and its halo, in one 7x7 window):
+# the repair mask takes back the candidates within 4 px of a kept pixel and the near-extreme pixels
+# within 3 px. Then every pixel of the grown mask is compared with what inpainting the mask would put
+# there: a pixel of the picture beside a defect is close to that fill, a damaged one is not (a debris
+# level differs from the picture by far more than the grain). That cut halves the area (2.9x -> 1.4x
+# the damage at 0.2) while keeping what the margin is for, which lets the margin be 2 px. The
+# network's gate (step 10) at 0.7 per pixel adds less than 0.05 % of a clean crop to the flags.
+# Two more cuts guard the edges: a clean pixel beside a defect often sits 0.2 from the Telea fill
+# (texture), yet it is nearer the fill than the defect's own level (the median of the defect's pixels
+# 0.3 or more from the fill), and the damage network, which scores pixels from their neighbourhood,
+# reads it as picture: the margin's pixels stay only where it scores >= 0.2. With them, the cut to
+# the fill can be 0.1 rather than 0.2, which keeps real damage of moderate contrast (0.2-0.3 from
+# the picture) that the fill only half explains.
+# Specks that no candidate proposes, the network's surest reads (score >= 0.8) among the tiles it
+# has read anyway, add 0.3 dB for 0.04 % of a clean crop; from a debris level of 0.75 they also take
+# the faintest painted specks, which the grain puts under 0.85 and often under the seed bar's 0.8.
 # Where two defects overlap or touch, the one found hides the other (a window holding both is not
 # flat, and the fill beside it takes its level): searching again once the found ones are filled
-# (session 14) finds the rest.
+# finds the rest.
 # A scratch is one piece of debris, so it shows one level along its whole length; where it crosses
 # light texture (on a grey scan above all) its contrast falls under every bar and only its level
-# still tells it from the picture (session 17): the long defects found grow along it.
+# still tells it from the picture: the long defects found grow along it.
 # A bright patch of picture pinched between a dark scratch and a dark area is, to the top-hat, a
 # light speck (and likewise dark picture between light ones): a defect that touches one of the other
 # polarity must still stand out once that one is filled.
@@ -392,7 +223,7 @@ def repair_mask(image: np.ndarray, margin: int = REPAIR_MARGIN,
     the fainter ones the damage network confirms, to their whole extent and no further (steps
     9 to 18 of the module notes). On all of Kodak24 (validation) it covers 98.9 % of the damaged
     pixels, 77 % of what it flags is damage, and it flags 0.59 % of a clean grainy crop
-    (``benchmarks/detection.py``, 1-px tolerance; ``detection_s27.md``). ``should_stop()`` true
+    (``benchmarks/detection.py``, 1-px tolerance). ``should_stop()`` true
     raises :class:`DetectionStopped` at its next poll: a 4-megapixel scan takes 40-44 s with one
     thread, its polls lie at most 5.4 s apart (most under 2 s)."""
     return _detect(image, margin, (REPAIR, REPAIR_LOOSE), should_stop, REPAIR_HOLE, (REPAIR, REPAIR_LOOSE_GREY))

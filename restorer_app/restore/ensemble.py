@@ -1,11 +1,11 @@
 """Self-ensemble: each tile restored under several views (mirrored, transposed, shifted), averaged.
 
 A single restoration carries a faint structure with the 8-pixel period of the deepest latent
-grid. Measured (benchmarks/artifacts.py, quality log E9/E12): it follows the orientation of the
-content, not the grid's phase in the image, so mirrors cancel most of it (4.8x -> 1.65x the
-floor of independent errors) and gain +0.64 dB on noise, while moving the window by half a cell
-(4 px) barely changes it (4.7x, +0.14 dB). The product's ``best`` therefore uses the four
-mirrors; transposes and shifts stay selectable per preset for the benchmarks' experiments.
+grid. Measured (benchmarks/artifacts.py): it follows the orientation of the content, not the
+grid's phase in the image, so mirrors cancel most of it (4.8x -> 1.65x the floor of independent
+errors) and gain +0.64 dB on noise, while moving the window by half a cell (4 px) barely changes
+it (4.7x, +0.14 dB). The presets therefore use the four mirrors; transposes and shifts stay
+selectable per preset for the benchmarks' experiments.
 
 A shifted view covers the tile window minus a strip of ``shift`` pixels on one side; since the
 shift never exceeds the tile margin, the core of the tile is covered by every view and the

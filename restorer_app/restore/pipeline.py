@@ -45,7 +45,7 @@ MARGIN = 4
 CLEAN_SIGMA = 1.5 / 255.0
 #: Below this, a masked scan gets its preset's ``holes_only`` schedule. Texture alone reads up to
 #: 7.9/255 on clean Kodak24/McMaster18 crops and mask + noise 15 + JPEG 40 never less than 7.4/255,
-#: so the line sits under both: textured clean scans keep the short schedule (no harm, E16).
+#: so the line sits under both: textured clean scans keep the short schedule (no harm).
 HOLES_ONLY_SIGMA = 6.0 / 255.0
 #: Tiles are solved where they touch the mask grown by this many pixels: a masked pixel then
 #: always lies well inside solved context, never at the edge of an unsolved neighbour.

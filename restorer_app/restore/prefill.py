@@ -3,8 +3,7 @@
 FINDINGS: encoding the raw degraded patch puts latents far outside the training distribution;
 the deepest latent of a gently blurred (sigma 1 px), hole-filled patch is a stable start.
 Navier-Stokes (radius 1) fills a better start than Telea (radius 5): on Kodak24 with `standard`,
-+0.16 dB inside 10x10 holes, +0.20 inside scratches and dust, +0.11 with holes, noise and JPEG
-(quality log E32).
++0.16 dB inside 10x10 holes, +0.20 inside scratches and dust, +0.11 with holes, noise and JPEG.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def fill_holes(patch: np.ndarray, damaged: np.ndarray, method: int = cv2.INPAINT
 
 
 def start_point(patch: np.ndarray, damaged: np.ndarray, blur_sigma: float = BLUR_SIGMA) -> np.ndarray:
-    """1 px measured best for noise 15/25 and JPEG alike (quality log E11); 0 means no blur."""
+    """1 px measured best for noise 15/25 and JPEG alike; 0 means no blur."""
     filled = fill_holes(patch, damaged)
     if blur_sigma == 0:
         return filled

@@ -1,29 +1,27 @@
 """What a restoration is asked to do: preset, strength, device, seed, model.
 
 Presets are coarse-to-fine schedules: a list of (number of finest levels still held at their
-predicted means excluded, steps), optionally averaged over mirrored views (``flips``). The
-paper's schedule (50 steps on the deepest latent, 50 more after adding each finer level, then
-150 on all of them together) was ``standard`` until session 4; it lost to shorter paths
-averaged over mirrors at lower cost (quality log E10, E21), so ``standard`` is now 4 mirrors x
-50 steps.
+predicted means excluded, steps), optionally averaged over mirrored views (``flips``). Every preset
+averages a short path over the patch and its three mirror images rather than running one long path:
+longer optimisation drifts away from the early iterate (a lower lambda makes it worse still), and
+the mirrors cancel most of the 8-pixel checkerboard of the deepest latent grid.
 
-Measured effect (benchmarks/results/quality_log.md, Kodak24 2 crops, auto strength):
-noise25 100 steps (then `fast`) 28.46 / the paper's 300 27.70 / 500 plain steps 27.39 / best 29.10 dB; multi 27.56 /
-27.28 / 27.14 / 27.65. Longer optimisation drifts away from the early iterate (a lower lambda
-makes it worse still), so ``best`` spends its time on a 4-way mirror self-ensemble of the
-100-step schedule instead of more steps; the mirrors also cancel most of the 8-pixel
-checkerboard (E12), which is why ``fast`` too spends its 100 step-units on four mirrors of a
-25-step path since session 5 (checkerboard 3.9x -> 1.5x the floor, E25; +0.2 dB noise,
-+0.08 JPEG, +0.3 holes, E27). Clean scans with holes are the exception: filling a hole needs
-the longer schedule (damaged pixels 100 steps 25.33 / 300 steps 25.66 / 4 mirrors of 100 steps 25.75 / 4
-mirrors of 300 steps 26.07 dB, Telea 24.97), so ``best`` switches to its ``holes_only`` schedule when the
-plan finds a mask and next to no noise (pipeline.HOLES_ONLY_SIGMA).
+Measured (benchmarks/results/quality_log.md, Kodak24 2 crops, auto strength), noise25: one 100-step
+path 28.46 / the paper's schedule (50 steps on the deepest latent, 50 more after adding each finer
+level, then 150 on all of them together) 27.70 / 500 plain steps 27.39 / ``best`` 29.10 dB; multi
+27.56 / 27.28 / 27.14 / 27.65. ``standard`` (4 mirrors x 50 steps) beats the paper's 300-step path
+on noise and JPEG at 2/3 of its cost. ``fast`` spends the 100 step-units of one 100-step path on four
+mirrors of a 25-step path: 1.5x the checkerboard floor against 3.9x, +0.2 dB on noise, +0.08 on
+JPEG, +0.3 on holes. Clean scans with holes are the exception: filling a hole needs the longer
+schedule (damaged pixels 100 steps 25.33 / 300 steps 25.66 / 4 mirrors of 100 steps 25.75 / 4
+mirrors of 300 steps 26.07 dB, Telea 24.97), so ``best`` switches to its ``holes_only`` schedule when
+the plan finds a mask and next to no noise (pipeline.HOLES_ONLY_SIGMA).
 
-Session 10 bundled the training campaign's prior (models/MODEL_CARD.md) with each preset's step
-scaled to it. Against the previous prior at its steps, on the validation split (8 Kodak24 crops;
-noise 25 / JPEG q20 / holes and scratches inside the damage / holes + noise + JPEG, dB):
-``fast`` +0.30 / +0.11 / +0.31 / +0.53 / +0.17, ``standard`` +0.42 / +0.11 / +0.35 / +0.63 /
-+0.10, ``best`` +0.73 / +0.07 / +0.38 / +0.54 / +0.02 (holes and scratches on 4 crops; quality log E51).
+Each preset's step is scaled to the bundled prior (models/flow-prior.md). With these steps it beats
+the stage-2 prior at that prior's own steps on the validation split (8 Kodak24 crops; noise 25 /
+JPEG q20 / holes and scratches inside the damage / holes + noise + JPEG, dB): ``fast`` +0.30 /
++0.11 / +0.31 / +0.53 / +0.17, ``standard`` +0.42 / +0.11 / +0.35 / +0.63 / +0.10, ``best`` +0.73 /
++0.07 / +0.38 / +0.54 / +0.02 (holes and scratches on 4 crops).
 """
 
 from __future__ import annotations
@@ -32,15 +30,15 @@ from dataclasses import asdict, dataclass
 
 PRESETS: dict[str, dict] = {
     # stages: (levels optimised, steps); lr: Adam step on the latents; fp32_tail: last steps in fp32.
-    # The step belongs to the prior: the bundled prior (since session 10) moves slower from the
-    # blurred start and needs a larger step than the previous one to bring texture back within
-    # the same steps (x2 for fast and standard, x3 for best; validation split, E47, E51).
+    # The step belongs to the prior: the bundled prior moves slowly from the blurred start and
+    # needs twice the stage-2 prior's step (three times for best) to bring texture back within
+    # the same steps (validation split).
     # fast: 25 steps on the patch and its three mirror images: the same 100 step-units as one
-    # 100-step path, a quarter of its 8-pixel checkerboard and better on every damage (E25, E27)
+    # 100-step path, a quarter of its 8-pixel checkerboard and better on every damage
     "fast": {"stages": [(1, 6), (2, 6), (3, 13)], "lr": 6e-2, "fp32_tail": 5, "flips": 4},
-    # standard: 50 steps on the patch and its three mirror images (E10, E21: beats the paper's
-    # single 300-step path on noise and JPEG at 2/3 of its cost); holes in a clean scan take the
-    # 100-step path at a smaller step under the same mirrors (E16)
+    # standard: 50 steps on the patch and its three mirror images (beats the paper's single
+    # 300-step path on noise and JPEG at 2/3 of its cost); holes in a clean scan take the
+    # 100-step path at a smaller step under the same mirrors
     "standard": {
         "stages": [(1, 10), (2, 10), (3, 30)],
         "lr": 4e-2,

@@ -20,11 +20,11 @@ Batch companions, exactly what holds (tests/test_restore.py checks it):
   patch, and for 1x1 convolutions also for batches under 16 on one thread); their float32
   rounding differs by ~1e-7 per step and the optimisation amplifies it. Measured after the
   ``fast`` schedule (patches in [-0.5, 0.5]; one 8-bit level is 3.9e-3):
-  * the bundled model of sessions 3-9 (``fast`` then at 3e-2), four 64x64 patches of a noisy
-    Kodak crop: alone vs batched, largest pixel difference 1.1e-2 (mean 5e-4) in float32,
-    1.4e-2 (mean 1.1e-3) with the CPU's bfloat16 autocast; one thread vs two, same batch: 8e-3
-    (mean 3e-4) / 1.3e-2 (mean 1.2e-3); a batch of 2 vs the same patches in a batch of 4 (same
-    kernels): bit-identical;
+  * the stage-2 prior (models/flow-prior.md) with ``fast`` as one 100-step path at a step of
+    3e-2, four 64x64 patches of a noisy Kodak crop: alone vs batched, largest pixel difference
+    1.1e-2 (mean 5e-4) in float32, 1.4e-2 (mean 1.1e-3) with the CPU's bfloat16 autocast; one
+    thread vs two, same batch: 8e-3 (mean 3e-4) / 1.3e-2 (mean 1.2e-3); a batch of 2 vs the same
+    patches in a batch of 4 (same kernels): bit-identical;
   * the test flow, 16x16 patches, 22 inputs, alone vs in a batch of 5: largest 1.8e-3, mean at
     most 1.3e-5; a bug that lets patches interact (masks or a loss scale shared across the
     batch) shows 2e-2 to 0.7 there, which is what the test's tolerance separates.

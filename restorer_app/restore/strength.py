@@ -24,10 +24,10 @@ SIGMA_FLOOR = 3.0 / 255.0
 BLOCKY = 1.5 / 255.0
 JPEG_INTERCEPT = 5.1 / 255.0
 JPEG_SLOPE = 1.24
-#: Calibrated for the prior bundled in session 10 at its steps (validation split, ``standard``,
-#: factor 11.3 / 8 / 5.66 / 4 / 2.83: JPEG q20 27.29 / 27.37 / 27.43 / 27.47 / 27.45 dB, holes +
-#: noise 15 + JPEG 40 26.22 / 26.36 / 26.54 / 26.71 / 26.84; quality log E53); the previous
-#: prior's calibration was 8. JPEG is flat from 4 down, mixed damage still gains: it carries noise too.
+#: Calibrated for the bundled prior at its steps (validation split, ``standard``, factor
+#: 11.3 / 8 / 5.66 / 4 / 2.83: JPEG q20 27.29 / 27.37 / 27.43 / 27.47 / 27.45 dB, holes + noise 15
+#: + JPEG 40 26.22 / 26.36 / 26.54 / 26.71 / 26.84). JPEG is flat from 4 down, mixed damage still
+#: gains: it carries noise too.
 JPEG_FACTOR = 2.83
 
 

@@ -9,24 +9,23 @@ general rather than one painter. A pixel is damage where the debris moved it by 
 degradation's own rule. The evaluation photos are never used: Kodak24 chooses the thresholds that
 ``detect.py`` applies to the network's scores, McMaster18 and CBSD68 report. The loss weights
 the pixels the detector will ask about (its loose candidates) 4x: the network's job is to judge
-those (22.35 dB on the Kodak24 proxy of the quality log's E38, against 21.85 for a first run
-without the weight, with 2,000 steps and half the crops painted loosely). Half the crops are the
-busiest of three random regions and the network is 48 wide: the defects it missed sat in texture
-(quality log E48: 23.67 -> 23.95 dB on that proxy, fewer flags on clean crops).
+those (N-S proxy on Kodak24 22.35 dB, against 21.85 without the weight, at 2,000 steps with half
+the crops painted loosely). Half the crops are the busiest of three random regions and the network
+is 48 wide, because the defects it misses sit in texture (with both: 23.67 -> 23.95 dB on that
+proxy, fewer flags on clean crops).
 
 Then, from those weights, 1,800 steps with two in five defects of the picture's own polarity
-(light over light, dark over dark; the benchmark paints one in five so): such defects held 47 %
-of the squared error of the damage the repair mask still missed on Kodak24 (its proxy 24.14 ->
-24.26 dB, fewer flags on clean crops; the same steps without the change: 24.15).
+(light over light, dark over dark; the benchmark paints one in five so): such defects hold 47 %
+of the squared error of the damage the repair mask misses on Kodak24 with the first weights (its
+proxy 24.14 -> 24.26 dB, fewer flags on clean crops; the same steps without them: 24.15).
 
 A greyscale scan shows the network three equal planes, so a greyscale crop stays one channel
-through grain and debris. Until session 27 it was made three equal channels before the grain,
-which was then drawn per channel: the bundled colour network (trained so, a quarter of its crops
-"grey") never saw three equal planes. The greyscale network (``damage-net-grey.safetensors``,
-for scans with one channel or three equal ones) is the colour one trained on for 1,800 steps on
-greyscale crops only (Kodak24's grey copies at the same thresholds: N-S proxy 23.31 -> 23.68 dB,
-clean flags 1.17 -> 0.79 %; the same steps with the grain drawn per channel: 23.42 dB, 1.07 %;
-quality log E99).
+through grain and debris. The bundled colour network was trained with the grain of its grey
+crops (a quarter of them) drawn per channel, so it has never seen three equal planes. The
+greyscale network (``damage-net-grey.safetensors``, for scans with one channel or three equal
+ones) is the colour one trained on for 1,800 steps on greyscale crops only (Kodak24's grey copies
+at the same thresholds: N-S proxy 23.31 -> 23.68 dB, clean flags 1.17 -> 0.79 %; the same steps
+with the grain drawn per channel: 23.42 dB, 1.07 %).
 
     python -m restorer_app.training.detector --out models/damage-net.safetensors --steps 4000 --seed 2
     python -m restorer_app.training.detector --init models/damage-net.safetensors --out damage-net-2.safetensors \
@@ -60,7 +59,7 @@ CROP = 96  # px of input; the loss is taken on the centre the unpadded network c
 SCALES = (1.5, 3.0)
 CANDIDATE_WEIGHT = 4.0  # loss weight of the pixels the detector asks about (its loose candidates)
 LOOSE_SHARE = 0.25  # of the crops painted loosely rather than as the degradation paints
-WIDTH = 48  # filters per layer (32 found as much damage but flagged more of clean crops, E48)
+WIDTH = 48  # filters per layer (32 finds as much damage but flags more of clean crops)
 PEAK_LR = 2e-3  # of the one-cycle schedule, from scratch (training on used 5e-4)
 TEXTURED_SHARE = 0.5  # of the crops taken as the busiest of TEXTURED_DRAWS random regions
 TEXTURED_DRAWS = 3
