@@ -64,7 +64,8 @@ def batching_gain(device: str, side: int) -> dict:
 
 def peak_memory_child(megapixels: float, device: str) -> None:
     """Run in a fresh process: restore an image of this size and print the peak RSS (MiB)."""
-    PRESETS["memory-probe"] = {"stages": [(1, 1), (2, 1), (3, 1)], "lr": 1e-2, "fp32_tail": 1}
+    # the presets' four mirrored views (they are solved in one batch), one step per level
+    PRESETS["memory-probe"] = {"stages": [(1, 1), (2, 1), (3, 1)], "lr": 1e-2, "fp32_tail": 1, "flips": 4}
     side = int(round((megapixels * 1e6) ** 0.5))
     image = photo(side)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
