@@ -9,7 +9,7 @@ McMaster18 and CBSD68 are the test split.
 
 Per case, for the segmenter's repair mask (its detection grown by ``--grow`` px,
 ``models/damage-segmenter.safetensors`` or ``--weights``), for the product's ``--mask auto``
-(``restore.detect.repair_mask``) and for a morphological top-hat baseline (``detect.tophat_baseline``):
+(``restore.detect.repair_mask``), for the union of the two and for a morphological top-hat baseline (``detect.tophat_baseline``):
 - pixel precision, recall, F1 against the simulator's mask (exact pixels, no tolerance);
 - defects left visibly unrepaired: connected pieces of >= 5 damaged pixels outside the repair
   mask, as a share of the true defects (connected pieces of the true mask of >= 5 pixels), per
@@ -17,11 +17,14 @@ Per case, for the segmenter's repair mask (its detection grown by ``--grow`` px,
 - false flags: the share of the same picture's clean (grain, blur and JPEG only) version flagged;
 - Navier-Stokes fill of the repair mask: PSNR inside the true damage, next to N-S given the true
   mask and the damaged input's own PSNR there.
+With ``--damage scratches`` the cases carry the project's older synthetic ``scratches`` damage
+instead (grain, then crisp near-white / near-black lines and specks): what the product's chain was
+built for, so a detector that replaces it must not lose them.
 Then the human-masked real scan ``abraham.jpg`` (pixel F1 of the detection against the person's
 mask) when ``../shared/data/realdata`` is there.
 
     python -m benchmarks.real_damage [--sets kodak24 mcmaster18 cbsd68] [--limit N] [--grow PX]
-        [--sensitivity S] [--tag NAME]
+        [--sensitivity S] [--damage simulator|scratches] [--weights PATH] [--tag NAME]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -39,10 +43,12 @@ from PIL import Image
 
 from benchmarks.datasets import EVAL_SETS, centre_crop, load_eval_set
 from benchmarks.metrics import masked_psnr
-from restorer_app.damage_sim import DAMAGE_CLASSES, simulate
+from restorer_app.damage_sim import DAMAGE_CLASSES, SIM_VERSION, simulate
 from restorer_app.damage_sim import default_shape_library
 from benchmarks.baselines import inpaint, navier_stokes
-from restorer_app.restore.degradations import degradation_info
+from restorer_app.damage_sim.spec import class_id
+from restorer_app.restore.damage_finder import combine, grow
+from restorer_app.restore.degradations import SCRATCH_GRAIN_SIGMA, add_gaussian_noise, degradation_info, paint_scratches
 from restorer_app.restore.detect import repair_mask, tophat_baseline
 from restorer_app.restore.segmenter import load_segmenter, segment, sensitivity_threshold
 
@@ -56,13 +62,6 @@ def prepare(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     small = cv2.resize(image, (w // DOWNSCALE, h // DOWNSCALE), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(centre_crop(small, CROP))
-
-
-def grow(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc) > 0
 
 
 def pixel_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
@@ -105,22 +104,46 @@ def flow_psnr(case, repair: np.ndarray, preset: str) -> float:
     return masked_psnr(case.clean, restored, case.mask)
 
 
-def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = None) -> dict:
-    case = simulate(image, seed, shapes=shapes)
+@dataclass
+class ScratchCase:
+    """A case of the ``scratches`` degradation, shaped like the simulator's result."""
+
+    image: np.ndarray
+    clean: np.ndarray  # the same grain, no damage
+    mask: np.ndarray
+    classes: np.ndarray
+    tone: str = "keep"
+
+
+def scratches_case(image: np.ndarray, seed: int) -> ScratchCase:
+    rng = np.random.default_rng(seed)
+    grainy = add_gaussian_noise(image, SCRATCH_GRAIN_SIGMA, rng)
+    damaged, mask = paint_scratches(grainy, rng)
+    return ScratchCase(damaged, grainy, mask, mask.astype(np.uint8) * class_id("print_scratch"))
+
+
+def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = None, damage: str = "simulator") -> dict:
+    case = simulate(image, seed, shapes=shapes) if damage == "simulator" else scratches_case(image, seed)
     started = time.perf_counter()
     found = segment(net, case.image).probability >= threshold
     seconds = time.perf_counter() - started
     repair = grow(found, grow_px)
-    clean_flags = float((segment(net, case.clean).probability >= threshold).mean())
     base = tophat_baseline(case.image)
     product = repair_mask(case.image)
+    product_clean = repair_mask(case.clean)
+    union = combine(product, found)
+    clean_found = segment(net, case.clean).probability >= threshold
     row = {"damaged_fraction": float(case.mask.mean()), "tone": case.tone, "seconds": seconds,
-           "segmenter": {**pixel_scores(found, case.mask), "clean_flagged": clean_flags,
+           "segmenter": {**pixel_scores(found, case.mask), "clean_flagged": float(clean_found.mean()),
                          "defects": defects_left(case.mask, case.classes, repair),
                          "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, repair), case.mask)},
-           "product": {**pixel_scores(product, case.mask), "clean_flagged": float(repair_mask(case.clean).mean()),
+           "product": {**pixel_scores(product, case.mask), "clean_flagged": float(product_clean.mean()),
                        "defects": defects_left(case.mask, case.classes, product),
                        "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, product), case.mask)},
+           "union": {**pixel_scores(union, case.mask),
+                     "clean_flagged": float((product_clean | clean_found).mean()),
+                     "defects": defects_left(case.mask, case.classes, union),
+                     "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, union), case.mask)},
            "tophat": {**pixel_scores(base, case.mask), "clean_flagged": float(tophat_baseline(case.clean).mean()),
                       "defects": defects_left(case.mask, case.classes, grow(base, grow_px))},
            "ns_true_mask_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, case.mask), case.mask),
@@ -137,8 +160,9 @@ def abraham(net, threshold, grow_px) -> dict | None:
     image = np.asarray(Image.open(folder / "abraham.jpg").convert("RGB"), np.float32) / 255
     truth = np.asarray(Image.open(folder / "abraham_mask.png").convert("L")) > 127
     found = segment(net, image).probability >= threshold
+    product = repair_mask(image)
     return {"detected": pixel_scores(found, truth), "repair_mask": pixel_scores(grow(found, grow_px), truth),
-            "product": pixel_scores(repair_mask(image), truth), "tophat": pixel_scores(tophat_baseline(image), truth),
+            "product": pixel_scores(product, truth), "union": pixel_scores(combine(product, found), truth), "tophat": pixel_scores(tophat_baseline(image), truth),
             "flagged_fraction": float(found.mean())}
 
 
@@ -146,7 +170,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     table = []
     for set_name in dict.fromkeys(r["set"] for r in rows):
         mine = [r for r in rows if r["set"] == set_name]
-        for method in ("segmenter", "product", "tophat"):
+        for method in ("segmenter", "product", "union", "tophat"):
             defects = {k: [sum(r[method]["defects"][k][i] for r in mine) for i in (0, 1)]
                        for k in mine[0][method]["defects"]}
             table.append({
@@ -170,11 +194,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(EVAL_SETS), choices=EVAL_SETS)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--grow", type=int, default=2, help="px the detection is grown by for the repair mask")
+    parser.add_argument("--grow", type=int, default=2, help="px the segmenter's detection is grown by for its own repair mask (the product's union uses damage_finder.GROWTH)")
     parser.add_argument("--sensitivity", type=float, default=0.5)
     parser.add_argument("--weights", default=None, help="segmenter weights (default: the bundled ones)")
     parser.add_argument("--flow", choices=["fast", "standard", "best"], help="also restore with the flow")
     parser.add_argument("--flow-limit", type=int, default=6, help="cases per set restored with the flow")
+    parser.add_argument("--damage", choices=("simulator", "scratches"), default="simulator")
     parser.add_argument("--tag", default="latest")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -186,7 +211,7 @@ def main() -> None:
         set_seed = 1000 * EVAL_SETS.index(set_name)
         for index, item in enumerate(load_eval_set(set_name, limit=args.limit)):
             flow = args.flow if index < args.flow_limit else None
-            row = evaluate(net, prepare(item.image), set_seed + index, shapes, threshold, args.grow, flow)
+            row = evaluate(net, prepare(item.image), set_seed + index, shapes, threshold, args.grow, flow, args.damage)
             rows.append({"set": set_name, "name": item.name, **row})
     table = summarise(rows)
     real = abraham(net, threshold, args.grow)
@@ -202,12 +227,15 @@ def main() -> None:
             print(f"{t['set']}: flow ({args.flow}) with the repair mask {t['flow_psnr']:.2f} dB inside the damage, "
                   f"N-S with the true mask {t['flow_ns_true_mask_psnr']:.2f} ({t['flow_cases']} cases)")
     if real is not None:
-        print("abraham.jpg pixel F1: segmenter {:.3f} (grown {:.3f}), product {:.3f}, top-hat {:.3f}".format(
-            real["detected"]["f1"], real["repair_mask"]["f1"], real["product"]["f1"], real["tophat"]["f1"]))
+        print("abraham.jpg pixel F1: segmenter {:.3f} (grown {:.3f}), product {:.3f}, union {:.3f}, top-hat {:.3f}".format(
+            real["detected"]["f1"], real["repair_mask"]["f1"], real["product"]["f1"], real["union"]["f1"],
+            real["tophat"]["f1"]))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"real_damage_{args.tag}.json"
     out.write_text(json.dumps({
-        "setup": f"{DOWNSCALE}x-downscaled centre crops of at most {CROP}x{CROP}, damage_sim default spec",
+        "setup": f"{DOWNSCALE}x-downscaled centre crops of at most {CROP}x{CROP}",
+        "damage": "damage_sim default spec" if args.damage == "simulator" else "scratches degradation",
+        "sim_version": SIM_VERSION,
         "threshold": threshold, "sensitivity": args.sensitivity, "grow_px": args.grow,
         "weights": args.weights or "bundled", "flow": args.flow, "flow_limit": args.flow_limit, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "summary": table, "abraham": real, "cases": rows}, indent=1))

@@ -103,7 +103,7 @@ EOF
 
 "$APP/bin/restorer" --version | tee "$WORK/version.txt"
 grep -qx "restorer $VERSION" "$WORK/version.txt" || { echo "wheel_check: FAIL: --version does not say $VERSION"; exit 1; }
-for weights in flow-prior damage-net damage-net-grey; do
+for weights in flow-prior damage-net damage-net-grey damage-segmenter; do
     want="$(sha256sum "$ROOT/models/$weights.safetensors" | cut -c1-12)"
     grep -Eq "sha256 $want  .*/_shipped/models/$weights\.safetensors$" "$WORK/version.txt" \
         || { echo "wheel_check: FAIL: --version does not show the shipped $weights ($want)"; exit 1; }

@@ -18,7 +18,8 @@ SOURCE_ROOT = PACKAGE_DIR.parent
 #: The bundled weights ``--version`` and About identify by digest: (label, folder, name).
 DIGESTED = (("flow prior", "models", "flow-prior.safetensors"),
             ("damage net", "models", "damage-net.safetensors"),
-            ("damage net, grey", "models", "damage-net-grey.safetensors"))
+            ("damage net, grey", "models", "damage-net-grey.safetensors"),
+            ("damage segmenter", "models", "damage-segmenter.safetensors"))
 DIGEST_CHARS = 12
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from restorer_app.restore.settings import PRESETS, RestoreSettings
+from restorer_app.restore.settings import DEFAULT_SENSITIVITY, PRESETS, RestoreSettings
 
 
 def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="scanned photo (PNG, JPEG or TIFF)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="derivative to write (.png, .jpg, .tif)")
     p.add_argument("--mask", metavar="MASK", help="8-bit PNG of the same size, nonzero = damaged; "
-                   "'auto' uses the suggested mask of `restorer detect`")
+                   "'auto' uses the mask `restorer detect` writes")
+    p.add_argument("--sensitivity", type=float, default=DEFAULT_SENSITIVITY, metavar="S",
+                   help="of --mask auto, 0-1 (default %(default)s: crisp dust and scratches only); above 0 a learned "
+                   "detector adds cracks, tears, hairs and stains, and marks more of the picture")
     p.add_argument("--scope", choices=["mask", "image"], help="mask (the default with a mask): replace only the "
                    "masked pixels, every other pixel stays bit-identical; image: also clean noise and JPEG everywhere")
     p.add_argument("--preset", default="standard", choices=list(PRESETS))
@@ -20,7 +23,7 @@ def add_restore_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--model", metavar="PATH", help="weights (.safetensors); default: the bundled model")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, help="patches per batch (default: 64 on CPU, 256 on GPU)")
+    p.add_argument("--batch-size", type=int, help="tiles per batch (default: 16 on CPU, 256 on GPU)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
 
 
@@ -33,6 +36,7 @@ def settings_from_args(args: argparse.Namespace) -> RestoreSettings:
         model_path=str(Path(args.model).resolve()) if args.model else None,
         batch_size=args.batch_size,
         scope=args.scope or "auto",
+        sensitivity=args.sensitivity,
     )
 
 

@@ -76,17 +76,17 @@ def check_restore(device: str) -> str:
 
 
 def check_detector() -> str:
-    """The damage networks (colour and greyscale) ship and load (``--mask auto`` needs them), and
-    a speck is found by each."""
+    """The damage networks (colour and greyscale) and the segmenter ship and load (``--mask auto``
+    needs them), a speck is found by each network, and the whole automatic mask covers it."""
+    from restorer_app.restore.damage_finder import find_damage
     from restorer_app.restore.damage_net import damage_probability, default_detector_path, load_detector
-    from restorer_app.restore.detect import repair_mask
 
     picture = built_in_picture()
     found = []
     for grey, image in ((False, picture.copy()), (True, picture.mean(axis=2, keepdims=True))):
         image[20:24, 70:74] = 0.97  # a speck on the green-blue gradient
         score = float(damage_probability(load_detector(grey=grey), image)[21:23, 71:73].mean())
-        share = repair_mask(image)[20:24, 70:74].mean()
+        share = find_damage(image, sensitivity=0.5).repair[20:24, 70:74].mean()  # the segmenter loads and runs too
         if score < 0.5 or share < 1.0:
             raise AssertionError(f"{default_detector_path(grey).name}: a speck scored {score:.2f} and {share:.0%} of it was found")
         found.append(f"{default_detector_path(grey).name}: a speck scored {score:.2f} and found")

@@ -22,9 +22,11 @@ SHIPPED: tuple[tuple[str, str], ...] = (
     ("models", "flow-prior.safetensors"),  # the flow prior
     ("models", "damage-net.safetensors"),  # the detector's network (`--mask auto`, `restorer detect`)
     ("models", "damage-net-grey.safetensors"),  # ... for greyscale scans
+    ("models", "damage-segmenter.safetensors"),  # the learned damage segmenter (realistic damage)
     ("models", "MODEL_CARD.md"),  # index of the model cards: licence and training data
     ("models", "flow-prior.md"),  # the flow prior's card
     ("models", "damage-net.md"),  # the damage networks' card
+    ("models", "damage-segmenter.md"),  # the segmenter's card
     ("resources", "restorer.png"),
     ("resources", "restorer.svg"),
     ("resources", "style.qss"),

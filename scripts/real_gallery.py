@@ -1,8 +1,8 @@
 """Gallery of the automatic damage mask on the real scans of ../shared/data/realdata.
 
-For every scan (or those named): input | the product's repair mask over it (red) | the learned
-segmenter's (``models/damage-segmenter.safetensors``, a candidate not yet in the product; blue) |
-the ``--mask auto`` restoration (``restore_file`` with the product's repair mask, found once) | its change map, side by
+For every scan (or those named): input | the automatic mask over it (``damage_finder.find_damage``:
+red where the hand-set chain found damage, blue where only the learned segmenter did) | the
+``--mask auto`` restoration (``restore_file`` with that mask, found once) | its change map, side by
 side in one PNG per scan under ``runs/gallery/`` (git-ignored: the scans may not be copied into the repository,
 see realdata/SOURCE.md). A scan larger than ``--max-side`` is first downscaled (area averaging)
 into a temporary copy. Also prints, per scan, the share of pixels flagged and the classes found.
@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from restorer_app.cli_detect import write_mask  # noqa: E402
 from restorer_app.jobs.restore_file import changes_path, restore_file  # noqa: E402
+from restorer_app.restore.damage_finder import find_damage  # noqa: E402
 from restorer_app.restore.detect import repair_mask  # noqa: E402
-from restorer_app.restore.segmenter import load_segmenter, segment, sensitivity_threshold  # noqa: E402
 from restorer_app.restore.settings import RestoreSettings  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "data" / "realdata"
@@ -57,12 +57,13 @@ def overlay(before: np.ndarray, mask: np.ndarray, colour) -> np.ndarray:
     return marked
 
 
-def sheet(scan: Path, output: Path, product: np.ndarray, candidate: np.ndarray) -> Image.Image:
+def sheet(scan: Path, output: Path, chain: np.ndarray, learned: np.ndarray) -> Image.Image:
     before = np.asarray(Image.open(scan).convert("RGB"))
     after = np.asarray(Image.open(output).convert("RGB"))
     changes = np.asarray(Image.open(changes_path(output)).convert("RGB"))
     gap = np.full((before.shape[0], 8, 3), 255, np.uint8)
-    panels = [before, overlay(before, product, (255, 0, 0)), overlay(before, candidate, (0, 90, 255)), after, changes]
+    marked = overlay(overlay(before, learned & ~chain, (0, 90, 255)), chain, (255, 0, 0))
+    panels = [before, marked, after, changes]
     return Image.fromarray(np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1))
 
 
@@ -70,12 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--max-side", type=int, default=800)
-    parser.add_argument("--sensitivity", type=float, default=0.5, help="of the segmenter")
+    parser.add_argument("--sensitivity", type=float, default=0.5, help="of the automatic mask")
     parser.add_argument("--only", nargs="*", default=[], help="parts of the scans' paths to keep")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     settings = RestoreSettings(preset=args.preset, device="cpu")
-    net, threshold = load_segmenter(), sensitivity_threshold(args.sensitivity)
     with tempfile.TemporaryDirectory() as tmp:
         for path in scans(args.only):
             name = str(path.relative_to(REALDATA).with_suffix("")).replace("/", "_")  # a.png is in two folders
@@ -83,15 +83,14 @@ def main() -> None:
             output = Path(tmp) / f"{name}-restored.png"
             started = time.perf_counter()
             pixels = np.asarray(Image.open(copy).convert("RGB"))
-            product = repair_mask(pixels.astype(np.float32) / 255)  # what --mask auto restores, found once
-            write_mask(Path(tmp) / "mask.png", product, overwrite=True)
+            image = pixels.astype(np.float32) / 255
+            damage = find_damage(image, args.sensitivity)  # what --mask auto restores, found once
+            chain = repair_mask(image)
+            write_mask(Path(tmp) / "mask.png", damage.repair, overwrite=True)
             summary = restore_file(copy, output, settings, mask_path=Path(tmp) / "mask.png")
-            found = segment(net, pixels)
-            candidate = found.probability >= threshold
-            sheet(copy, output, product, candidate).save(OUT / f"{name}.png")
-            print(f"{name}: product {100 * product.mean():.2f} % ({summary['patches']} patches restored), "
-                  f"segmenter {100 * candidate.mean():.2f} % {found.classes_found(candidate, 20)}, "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            sheet(copy, output, chain, damage.repair).save(OUT / f"{name}.png")
+            print(f"{name}: {100 * damage.repair.mean():.2f} % repaired ({summary['patches']} patches; chain "
+                  f"{100 * chain.mean():.2f} %), kinds {damage.classes}, {time.perf_counter() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from PIL import Image
 from restorer_app.cli import main as cli_main
 from restorer_app.flow.weights import save_model
 from restorer_app.imaging.provenance import sha256_file
+from restorer_app.damage_sim import DAMAGE_CLASSES
 from restorer_app.restore.damage_net import default_detector_path
+from restorer_app.restore.segmenter import default_segmenter_path
 from restorer_app.restore.degradations import add_scratches
 from tests.conftest import make_tiny_flow, synthetic_photo
 
@@ -39,7 +41,37 @@ def test_auto_mask_repairs_the_detected_damage_only(tmp_path, model):
     assert changed.any() and (changed & truth).sum() > 0.5 * changed.sum()  # the repair lands on damage
     record = json.loads((tmp_path / "out.png.provenance.json").read_text())
     assert record["extra"]["mask_source"].startswith("detected") and record["extra"]["plan"]["scope"] == "mask"
-    assert record["extra"]["detector"] == {"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())}
+    detector = record["extra"]["detector"]  # by default the chain alone, with its damage network
+    assert detector["weights"] == [{"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())}]
+    assert detector["sensitivity"] == 0 and 0 < detector["repaired_fraction"] < 0.5 and detector["classes_found"] == {}
+
+
+def test_a_sensitivity_above_zero_adds_the_segmenter_and_names_it(tmp_path, model):
+    damaged, _ = add_scratches(synthetic_photo(96, 96, seed=2), rng=5)
+    scan, out = tmp_path / "scan.png", tmp_path / "out.png"
+    Image.fromarray((damaged * 255).round().astype(np.uint8)).save(scan)
+    assert _restore(scan, "-o", out, "--mask", "auto", "--model", model, "--sensitivity", 0.5) == 0
+    record = json.loads((tmp_path / "out.png.provenance.json").read_text())
+    detector = record["extra"]["detector"]
+    assert detector["weights"] == [{"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())},
+                                   {"name": "damage-segmenter.safetensors", "sha256": sha256_file(default_segmenter_path())}]
+    assert detector["sensitivity"] == 0.5 and set(detector["classes_found"]) <= set(DAMAGE_CLASSES)
+    assert "damage-segmenter.safetensors" in record["extra"]["mask_source"]
+
+
+def test_a_higher_sensitivity_repairs_at_least_as_much(tmp_path, model):
+    """The segmenter's threshold falls as the sensitivity rises: its repair mask can only grow."""
+    damaged, _ = add_scratches(synthetic_photo(96, 96, seed=3), rng=6)
+    scan = tmp_path / "scan.png"
+    Image.fromarray((damaged * 255).round().astype(np.uint8)).save(scan)
+    fractions = []
+    for sensitivity in (0.0, 1.0):
+        out = tmp_path / f"out{sensitivity}.png"
+        assert _restore(scan, "-o", out, "--mask", "auto", "--model", model, "--sensitivity", sensitivity) == 0
+        record = json.loads((tmp_path / f"out{sensitivity}.png.provenance.json").read_text())
+        assert record["settings"]["sensitivity"] == sensitivity
+        fractions.append(record["extra"]["detector"]["repaired_fraction"])
+    assert fractions[0] <= fractions[1]
 
 
 def test_auto_mask_on_a_greyscale_scan_names_the_greyscale_network(tmp_path, model):
@@ -49,7 +81,7 @@ def test_auto_mask_on_a_greyscale_scan_names_the_greyscale_network(tmp_path, mod
     Image.fromarray((damaged[:, :, 0] * 255).round().astype(np.uint8)).save(scan)
     assert _restore(scan, "-o", out, "--mask", "auto", "--model", model) == 0
     record = json.loads((tmp_path / "out.png.provenance.json").read_text())
-    assert record["extra"]["detector"]["name"] == "damage-net-grey.safetensors"
+    assert record["extra"]["detector"]["weights"][0]["name"] == "damage-net-grey.safetensors"
     assert "damage-net-grey.safetensors" in record["extra"]["mask_source"]
 
 

@@ -10,7 +10,9 @@ from PIL import Image
 from benchmarks.detection import tolerant_scores
 from restorer_app.cli import main as cli_main
 from restorer_app.restore.degradations import add_gaussian_noise, add_scratches
+from restorer_app.imaging.io import read_image
 from restorer_app.restore import detect
+from restorer_app.restore.damage_finder import find_damage
 from restorer_app.restore.detect import detect_damage, estimate_grain, repair_mask, tophat_baseline
 from tests.conftest import synthetic_photo
 
@@ -519,7 +521,8 @@ def test_cli_writes_an_8bit_mask_of_the_image_size(tmp_path, capsys, kind):
     assert mask.mode == "L" and mask.size == (70, 50)
     values = np.asarray(mask)
     assert set(np.unique(values)) <= {0, 255}
-    assert tolerant_scores(values == 255, truth)["f1"] >= 0.8
+    assert tolerant_scores(values == 255, truth)["recall"] >= 0.9  # the union keeps what the chain finds
+    assert np.array_equal(values == 255, find_damage(read_image(scan).pixels).repair)  # what --mask auto repairs
     line = capsys.readouterr().out.strip()
     assert line.startswith("wrote ") and "% of the pixels flagged" in line
 

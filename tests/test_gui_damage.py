@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog  # noqa: E402
 
 from restorer_app.jobs.queue import JobState  # noqa: E402
 from restorer_app.jobs.restore_file import AUTO_MASK, changes_path  # noqa: E402
+from restorer_app.restore.damage_finder import FoundDamage  # noqa: E402
 from test_gui import env, wait_state, window, write_png  # noqa: E402,F401  (fixtures)
 
 
@@ -36,13 +37,14 @@ def paint(doc, x, y, radius=2):
 def fake_detector(monkeypatch, result=None, error=None):
     calls = []
 
-    def repair_mask(image, should_stop=None):
+    def find_damage(image, sensitivity=0.5, should_stop=None):
         calls.append(image.shape)
         if error is not None:
             raise error
-        return result(image) if callable(result) else result
+        mask = result(image) if callable(result) else result
+        return FoundDamage(repair=mask, found=mask, sensitivity=sensitivity)
 
-    monkeypatch.setattr("restorer_app.restore.detect.repair_mask", repair_mask)  # what "auto" runs
+    monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", find_damage)  # what "auto" runs
     return calls
 
 
@@ -98,6 +100,25 @@ def test_detect_damage_fills_the_mask_in_one_undo_step(window, env, qtbot, monke
     assert window.scope.mask_only.isChecked()
 
 
+def test_the_sensitivity_preference_reaches_detection_and_queued_jobs(window, env, qtbot, monkeypatch):
+    seen = []
+
+    def find_damage(image, sensitivity=0.5, should_stop=None):
+        seen.append(sensitivity)
+        empty = np.zeros(image.shape[:2], bool)
+        return FoundDamage(repair=empty, found=empty, sensitivity=sensitivity)
+
+    monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", find_damage)
+    window.prefs.sensitivity = 0.8
+    doc = window.open_file(write_png(env / "a.png"))
+    window.actions_by_name["detect"].trigger()
+    qtbot.waitUntil(lambda: not window._detecting, timeout=10000)
+    assert seen == [0.8]
+    paint(doc, 10, 10)
+    job = window.queue.get(window.enqueue_current())
+    assert job.settings["sensitivity"] == 0.8
+
+
 def test_detect_damage_errors_are_one_line(window, env, qtbot, monkeypatch):
     fake_detector(monkeypatch, error=RuntimeError("detector exploded\nwith details"))
     doc = window.open_file(write_png(env / "a.png"))
@@ -135,7 +156,7 @@ def test_closing_the_window_stops_a_detection_in_progress(window, env, qtbot, mo
 
     started, stopped = [], []
 
-    def slow_repair_mask(image, should_stop=None):
+    def slow_find_damage(image, sensitivity=0.5, should_stop=None):
         started.append(True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -143,9 +164,9 @@ def test_closing_the_window_stops_a_detection_in_progress(window, env, qtbot, mo
                 stopped.append(True)
                 raise DetectionStopped("stopped while looking for damage")
             time.sleep(0.01)
-        return np.zeros(image.shape[:2], bool)
+        return FoundDamage(repair=np.zeros(image.shape[:2], bool), found=np.zeros(image.shape[:2], bool))
 
-    monkeypatch.setattr("restorer_app.restore.detect.repair_mask", slow_repair_mask)
+    monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", slow_find_damage)
     window.open_file(write_png(env / "a.png"))
     window.detect_damage()
     qtbot.waitUntil(lambda: bool(started), timeout=5000)

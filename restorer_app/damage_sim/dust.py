@@ -1,7 +1,12 @@
 """Dust and dirt: small specks lying on the print or film when it was scanned.
 
 Parameter ranges (one speck per call):
-- shape: a real annotated speck from the ShapeLibrary (dust 70 %, dirt 30 %), rotated by
+- kind: dust (p 0.5), dirt (p 0.2) or a crisp speck (p 0.3). Crisp specks are what a sharp scan
+  of a print shows most often: a lobed blob of radius 0.7-3 px (log-uniform, times the geometric
+  mean of debris_scale), hard-edged (soft edge sigma U(0, 0.4) px), opacity U(0.7, 1), at a light
+  or dark extreme (palette.debris_level with no mid tones). Without them the real shapes,
+  scaled and softened as below, left the detector blind to 1-4 px specks.
+- shape of dust and dirt: a real annotated speck from the ShapeLibrary (dust 70 %, dirt 30 %), rotated by
   U(0, 360) degrees, mirrored with p 0.5, scaled log-uniformly 0.5-2x (SimSpec.debris_scale:
   scans of prints come at different dpi; smaller when the remaining pixel budget is small, down
   to 0.5x, and a shape too large even then is redrawn up to 3 times); its coarse polygon
@@ -37,12 +42,28 @@ def _position(canvas: Canvas, rng: np.random.Generator, state: dict) -> tuple[fl
     return float(rng.uniform(0, w)), float(rng.uniform(0, h))
 
 
+def _crisp_speck(canvas: Canvas, rng: np.random.Generator, at: tuple[float, float],
+                 size: float) -> tuple[list[Layer], dict]:
+    radius = size * float(np.exp(rng.uniform(np.log(0.7), np.log(3.0))))
+    soft = float(rng.uniform(0.0, 0.4))
+    patch = fill_polygon(radial_polygon(radius, rng.uniform(0.1, 0.4), rng) + list(at), 0.0)
+    alpha, top, left = pad_patch(patch, int(np.ceil(3 * soft)) + 1)
+    opacity = float(rng.uniform(0.7, 1.0))
+    level = debris_level(luma_at(canvas.image, *at), rng, mid_share=0.0)
+    params = {"kind": "speck", "source": "procedural", "scale": round(radius, 3), "soft": round(soft, 3),
+              "opacity": round(opacity, 3), "level": round(level, 3)}
+    return [Layer(soften(alpha, soft) * opacity, top, left, np.full(3, level, np.float32))], params
+
+
 def draw(canvas: Canvas, rng: np.random.Generator, budget: float, shapes: ShapeLibrary | None,
          state: dict) -> tuple[list[Layer], dict]:
     x, y = _position(canvas, rng, state)
-    kind = "dust" if rng.random() < 0.7 else "dirt"
-    soft = float(rng.uniform(0.3, 1.5))
+    draw_kind = rng.random()
+    kind = "dust" if draw_kind < 0.5 else "dirt" if draw_kind < 0.7 else "speck"
     lo, hi = state.get("debris_scale", (0.5, 2.0))
+    if kind == "speck":
+        return _crisp_speck(canvas, rng, (x, y), float(np.sqrt(lo * hi)))
+    soft = float(rng.uniform(0.3, 1.5))
     shape = None
     if shapes is not None:
         for _ in range(4):  # a shape that fits the remaining budget at its smallest scale

@@ -35,9 +35,9 @@ class DetectWorker(QThread):
     found = Signal(object, object)  # the DocumentTab it ran for, bool HxW
     failed = Signal(object, str)
 
-    def __init__(self, doc, parent=None):
+    def __init__(self, doc, sensitivity: float, parent=None):
         super().__init__(parent)
-        self.doc = doc
+        self.doc, self.sensitivity = doc, sensitivity
         self.scan = doc.scan  # read-only here; the GUI never changes a scan's pixels
         self._stop = False
 
@@ -47,7 +47,7 @@ class DetectWorker(QThread):
 
     def run(self) -> None:
         try:
-            mask = load_mask(AUTO_MASK, self.scan, should_stop=lambda: self._stop)
+            mask = load_mask(AUTO_MASK, self.scan, should_stop=lambda: self._stop, sensitivity=self.sensitivity)
             mask = np.asarray(mask, dtype=bool)
             shape = self.scan.pixels.shape[:2]
             if mask.shape != shape:

@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.panel)
         self.addDockWidget(Qt.BottomDockWidgetArea, dock)
         self.busy_bar = QProgressBar(minimum=0, maximum=0, maximumWidth=140, textVisible=False)  # indeterminate
-        self.busy_bar.setToolTip("Looking for dust and scratches…")
+        self.busy_bar.setToolTip("Looking for damage…")
         self.busy_bar.hide()
         self.statusBar().addPermanentWidget(self.busy_bar)
         self.zoom_label = QLabel()
@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
         a["colour"] = self._action(tools, "Mask &colour…", self.choose_colour)
         tools.addSeparator()
         a["detect"] = self._action(tools, "&Detect damage", self.detect_damage, "D")
-        a["detect"].setToolTip("Mark dust and scratches automatically (one undo step); then correct with brush and eraser")
+        a["detect"].setToolTip("Mark dust, scratches and other damage automatically (one undo step; how much: Settings, sensitivity); then correct with brush and eraser")
         view = bar.addMenu("&View")
         a["zoom_in"] = self._action(view, "Zoom &in", lambda: self._canvas_call("zoom_by", 1.25), [QKeySequence.ZoomIn, "Ctrl+="])
         a["zoom_out"] = self._action(view, "Zoom &out", lambda: self._canvas_call("zoom_by", 0.8), QKeySequence.ZoomOut)
@@ -434,13 +434,13 @@ class MainWindow(QMainWindow):
         doc = self.current()
         if doc is None or doc in self._detecting:
             return
-        worker = DetectWorker(doc, self)
+        worker = DetectWorker(doc, self.prefs.sensitivity, self)
         worker.found.connect(self._damage_found)
         worker.failed.connect(self._detect_failed)
         worker.finished.connect(self._detect_finished)
         self._detecting[doc] = worker
         self.busy_bar.show()
-        self.report(f"looking for dust and scratches in {doc.title}…")
+        self.report(f"looking for damage in {doc.title}…")
         self._sync_tools()
         worker.start()
 
@@ -453,7 +453,7 @@ class MainWindow(QMainWindow):
         added = doc.mask.add_damage(found)
         total = found.size
         if not found.any():
-            self.report(f"{doc.title}: no dust or scratches found; paint the damage with the brush")
+            self.report(f"{doc.title}: no damage found; paint it with the brush, or raise the sensitivity in Settings")
         else:
             self.report(f"{doc.title}: {found.sum() / total * 100:.2f} % of the image marked as damage "
                         f"({added} new pixels); correct it with brush and eraser, Ctrl+Z undoes it")

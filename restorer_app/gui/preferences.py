@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from restorer_app.restore.settings import DEFAULT_SENSITIVITY
+
 MAX_RECENT = 10
 
 
@@ -82,6 +84,15 @@ class Preferences:
         self._s.setValue("restore/batch_size", int(value))
 
     @property
+    def sensitivity(self) -> float:
+        """Of Detect damage and automatic masks, 0-1 (restore.settings.DEFAULT_SENSITIVITY)."""
+        return min(max(self._get("detect/sensitivity", DEFAULT_SENSITIVITY, float), 0.0), 1.0)
+
+    @sensitivity.setter
+    def sensitivity(self, value: float) -> None:
+        self._s.setValue("detect/sensitivity", float(value))
+
+    @property
     def last_folder(self) -> str:
         """The folder last queued with Add folder."""
         return self._get("queue/last_folder", "")
@@ -102,7 +113,7 @@ class Preferences:
     def restore_settings(self) -> dict:
         """The RestoreSettings dict a new job gets."""
         return {"preset": self.preset, "device": self.device, "model_path": self.model_path or None,
-                "batch_size": self.batch_size or None}
+                "batch_size": self.batch_size or None, "sensitivity": self.sensitivity}
 
     def output_for(self, input_path: Path) -> Path:
         """``NAME.restored.EXT`` in the output folder (or beside the input); never the input."""

@@ -24,7 +24,7 @@ MASK_ONLY_TIP = ("Only the pixels marked as damaged are restored; every other pi
 EVERYWHERE_TIP = ("The whole picture is restored: noise and JPEG artefacts are cleaned everywhere "
                   "and marked damage is filled in. Takes longer.")
 NO_MASK_TIP = "Nothing is marked yet: paint the damage or use Detect damage to repair only those pixels."
-AUTO_DAMAGE = "Find the damage automatically (dust and scratches)"
+AUTO_DAMAGE = "Find the damage automatically (dust and scratches; more with the sensitivity in Settings)"
 AUTO_DAMAGE_TIP = ("Each scan gets a suggested damage mask when its job starts, and only those pixels are "
                    "repaired. Without it, every scan is cleaned of noise and JPEG artefacts everywhere.")
 

@@ -1,12 +1,13 @@
 """Preferences: compute device (with what was found), preset, model file, output folder, threads,
-batch size."""
+batch size, and how sensitive Detect damage is."""
 
 from __future__ import annotations
 
 import os
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QSpinBox, QWidget)
+                               QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QWidget)
 
 from restorer_app.devices import describe_devices
 from restorer_app.gui.preferences import Preferences
@@ -43,6 +44,10 @@ class SettingsDialog(QDialog):
         self.threads = QSpinBox(minimum=0, maximum=os.cpu_count() or 64, value=prefs.threads, specialValueText="automatic")
         self.batch = QSpinBox(minimum=0, maximum=4096, value=prefs.batch_size, specialValueText="automatic")
         self.batch.setToolTip("Patches solved together; smaller batches stop sooner when you cancel or quit")
+        self.sensitivity = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=round(100 * prefs.sensitivity))
+        self.sensitivity.setToolTip("Detect damage and automatic masks. At the left: crisp dust and scratches "
+                                    "only. To the right, a learned detector adds cracks, tears, hairs and stains, "
+                                    "and also marks more of the picture (highlights, jewellery): check the mask")
         form = QFormLayout(self)
         form.addRow("Device", self.device)
         form.addRow("Found", QLabel(", ".join(describe_devices())))
@@ -51,6 +56,7 @@ class SettingsDialog(QDialog):
         form.addRow("Output folder", _with_browse(self.output, self._browse_output))
         form.addRow("CPU threads", self.threads)
         form.addRow("Patches per batch", self.batch)
+        form.addRow("Damage detection sensitivity", self.sensitivity)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -74,5 +80,6 @@ class SettingsDialog(QDialog):
         self.prefs.output_dir = self.output.text().strip()
         self.prefs.threads = self.threads.value()
         self.prefs.batch_size = self.batch.value()
+        self.prefs.sensitivity = self.sensitivity.value() / 100
         self.prefs.sync()
         super().accept()

@@ -19,9 +19,10 @@ from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import sha256_file, write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
-from restorer_app.restore.detect import DetectionStopped, detector_weights
+from restorer_app.restore.damage_finder import FoundDamage
+from restorer_app.restore.detect import DetectionStopped
 from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, RestoreCancelled, Solver, StepProgress, restore_image
-from restorer_app.restore.settings import RestoreSettings
+from restorer_app.restore.settings import DEFAULT_SENSITIVITY, RestoreSettings
 
 #: ``mask_path`` value that asks for the detector's suggested mask instead of a file.
 AUTO_MASK = "auto"
@@ -33,16 +34,22 @@ def changes_path(output_path) -> Path:
     return output_path.with_name(output_path.name + ".changes.png")
 
 
-def load_mask(mask_path, scan, should_stop: Callable[[], bool] | None = None) -> np.ndarray | None:
-    """The damage mask: from a PNG, from the detector (``auto``: its high-recall repair mask), or
-    None. ``should_stop()`` true stops the detector (``restore.detect.DetectionStopped``)."""
+def find_scan_damage(scan, sensitivity: float, should_stop: Callable[[], bool] | None = None) -> FoundDamage:
+    """What the detectors find in a scan (``restore.damage_finder``; alpha ignored)."""
+    from restorer_app.restore import damage_finder  # looked up at call time: the GUI tests replace it
+
+    image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
+    return damage_finder.find_damage(image, sensitivity, should_stop)
+
+
+def load_mask(mask_path, scan, should_stop: Callable[[], bool] | None = None,
+              sensitivity: float = DEFAULT_SENSITIVITY) -> np.ndarray | None:
+    """The damage mask: from a PNG, from the detectors (``auto``: their repair mask), or None.
+    ``should_stop()`` true stops the detectors (``restore.detect.DetectionStopped``)."""
     if not mask_path:
         return None
     if str(mask_path) == AUTO_MASK:
-        from restorer_app.restore.detect import repair_mask  # looked up at call time: the GUI tests replace it
-
-        image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
-        return repair_mask(image, should_stop=should_stop)
+        return find_scan_damage(scan, sensitivity, should_stop).repair
     return read_mask(mask_path, scan.pixels.shape[:2])
 
 
@@ -77,8 +84,13 @@ def restore_file(
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)
     scan = read_image(input_path)
+    found = None
     try:
-        mask = load_mask(mask_path, scan, should_stop)
+        if str(mask_path) == AUTO_MASK:
+            found = find_scan_damage(scan, settings.sensitivity, should_stop)
+            mask = found.repair
+        else:
+            mask = load_mask(mask_path, scan)
     except DetectionStopped:  # nothing solved yet: the job stops like one cancelled between batches
         raise RestoreCancelled(0, 0, "cancelled while looking for damage, before any patch") from None
     solver = solver if solver is not None else LocalSolver(settings, model)
@@ -112,8 +124,7 @@ def restore_file(
     changes = change_map(scan.pixels, restored, depth, mask, spread if plan.views > 1 else None)
     summary = change_summary(changes)
     model_path = solver.model_path
-    detector = detector_weights(scan.pixels) if str(mask_path) == AUTO_MASK else None
-    recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path, detector),
+    recorded = {**settings.to_dict(), "scope": plan.scope, "mask": _mask_source(mask_path, found),
                 "changed_fraction": summary["changed_fraction"], "synthesised_fraction": summary["synthesised_fraction"],
                 "largest_change_8bit_levels": summary["largest_change_8bit_levels"]}
     history = xmp_history_entry(recorded, model_name=Path(model_path).name, seed=settings.seed)
@@ -141,16 +152,25 @@ def restore_file(
         started_at=started,
         finished_at=finished,
         patch_stats=patch_stats,
-        extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path, detector), "changes": summary,
+        extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path, found), "changes": summary,
                "changes_file": changes_path(output_path).name, "model_info": solver.model_info,
-               "detector": None if detector is None else {"name": detector.name, "sha256": sha256_file(detector)}},
+               "detector": None if found is None else _detector_record(found)},
     )
     return {"output": str(output_path), "provenance": str(record_path), "scope": plan.scope,
             "changes": summary, **patch_stats}
 
 
-def _mask_source(mask_path, detector: Path | None) -> str:
-    """The mask file's name, or the damage network that found the mask (``detector``)."""
+def _mask_source(mask_path, found: FoundDamage | None) -> str:
+    """The mask file's name, or the damage networks that found the mask."""
     if not mask_path:
         return "none"
-    return f"detected automatically (restorer detect, {detector.name})" if detector is not None else Path(mask_path).name
+    if found is None:
+        return Path(mask_path).name
+    return f"detected automatically (restorer detect, {' + '.join(path.name for path in found.weights)})"
+
+
+def _detector_record(found: FoundDamage) -> dict:
+    """The provenance's account of an automatic mask: networks, sensitivity, kinds found."""
+    return {"weights": [{"name": path.name, "sha256": sha256_file(path)} for path in found.weights],
+            "sensitivity": found.sensitivity, "repaired_fraction": round(float(found.repair.mean()), 6),
+            "classes_found": found.classes}
