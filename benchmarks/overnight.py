@@ -73,11 +73,12 @@ def make_scan(megapixels: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return scan, truth
 
 
-def run_queue(home: Path, scans: list[Path], outputs: Path, preset: str, device: str, mask: str) -> dict:
+def run_queue(home: Path, scans: list[Path], outputs: Path, preset: str, device: str, mask: str,
+              sensitivity: float) -> dict:
     """Queue every scan with ``--mask auto`` (or its true mask) and run the queue in a child
     process until it is empty."""
     queue = JobQueue(home)
-    settings = RestoreSettings(preset=preset, device=device).to_dict()
+    settings = RestoreSettings(preset=preset, device=device, sensitivity=sensitivity).to_dict()
     ids = [queue.add(str(scan), str(outputs / f"{scan.stem}.{preset}.png"), settings=settings,
                      mask_path="auto" if mask == "auto" else str(true_mask_path(scan)))
            for scan in scans]
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", nargs="+", default=["auto"], choices=("auto", "truth"),
                         help="auto: the product's detector; truth: the simulator's mask (the cost of repairing "
                              "all of the damage, whatever the detector finds)")
+    parser.add_argument("--sensitivity", type=float, default=RestoreSettings.sensitivity, help="of --mask auto")
     parser.add_argument("--whole-image-side", type=int, default=0, help="also time --scope image on a crop this big")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, help="folder for scans, outputs and queues (default: a temporary one)")
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for mask in args.masks:
             outputs = work / f"out-{preset}-{mask}"
             outputs.mkdir(exist_ok=True)
-            run = run_queue(work / f"home-{preset}-{mask}", scans, outputs, preset, args.device, mask)
+            run = run_queue(work / f"home-{preset}-{mask}", scans, outputs, preset, args.device, mask, args.sensitivity)
             run_rows = [scan_row(job, truths[Path(job.input_path).name], preset, mask) for job in run["jobs"]]
             mean_s = float(np.mean([r["seconds"] for r in run_rows]))
             runs.append({"preset": preset, "mask": mask, "wall_s": round(run["wall_s"], 1),
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(), "cores": os.cpu_count(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "damage_sim": SIM_VERSION},
         "settings": {"megapixels": args.megapixels, "scans": args.scans, "presets": args.presets, "seed": args.seed,
-                     "masks": args.masks, "damage": {"classes": sorted(DAMAGE.classes), "fraction": DAMAGE.fraction}},
+                     "masks": args.masks, "sensitivity": args.sensitivity, "damage": {"classes": sorted(DAMAGE.classes), "fraction": DAMAGE.fraction}},
         "runs": runs, "scans": rows, "whole_image": whole,
     }
     RESULTS.mkdir(exist_ok=True)

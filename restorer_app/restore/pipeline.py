@@ -51,6 +51,10 @@ HOLES_ONLY_SIGMA = 6.0 / 255.0
 #: always lies well inside solved context, never at the edge of an unsolved neighbour.
 MASK_DILATION = 2
 SCOPES = ("auto", "mask", "image")
+#: Tiles per batch on a CPU. Each tile is solved in its four mirrored views, so a batch is 64
+#: patches through the flow: on this 2-core CPU a step costs 16.9 ms a patch in bf16 (31.5 fp32)
+#: against 22.2 (33.9) for 256 patches, and peaks at 0.9 GB instead of 2.2 GB (one thread).
+DEFAULT_CPU_BATCH = 16
 #: Optimiser steps left out of the speed measurement (the first ones pay for allocations).
 ETA_WARMUP_STEPS = 2
 #: Steps measured before an ETA is given; until then the ETA is None ("estimating").
@@ -228,7 +232,7 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
     if settings.strength != "auto":
         lam = float(settings.strength)
-    default_batch = 256 if device.type == "cuda" else 64
+    default_batch = 256 if device.type == "cuda" else DEFAULT_CPU_BATCH
     mixed = settings.mixed_precision and (bf16_supported(device) if bf16 is None else bf16)
     masked = mask is not None and mask.any()
     schedule = {k: v for k, v in settings.schedule.items() if k != "holes_only"}
