@@ -17,11 +17,11 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.results_file import write_result
+
 
 
 def measure(patches: int, bf16: bool) -> dict:
@@ -63,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['ms_per_patch_step']:.2f} ms a patch, peak {r['peak_rss_gb']:.2f} GB", flush=True)
     report = {"benchmark": "batch_size", "cpu": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out_json = RESULTS / f"batch_size_{args.tag}.json"
-    out_json.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out_json}")
+    write_result("batch_size", args.tag, report)
     return 0
 
 

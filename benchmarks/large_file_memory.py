@@ -28,7 +28,8 @@ import tifffile
 import torch
 from PIL import Image
 
-RESULTS = Path(__file__).parent / "results"
+from benchmarks.results_file import write_result
+
 
 
 def write_scan(path: Path, megapixels: float, seed: int) -> tuple[int, int]:
@@ -90,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"benchmark": "large_file_memory", "cpu": platform.processor() or platform.machine(),
               "versions": {"python": platform.python_version(), "torch": torch.__version__},
               "settings": {"preset": args.preset, "scratches": args.scratches, "seed": args.seed}, "result": row}
-    RESULTS.mkdir(exist_ok=True)
-    out_json = RESULTS / f"large_file_memory{'_' + args.tag if args.tag else ''}.json"
-    out_json.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out_json}")
+    write_result("large_file_memory", args.tag, report)
     return 0
 
 

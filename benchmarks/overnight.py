@@ -36,12 +36,12 @@ import torch
 from PIL import Image
 
 from benchmarks.datasets import load_eval_set
+from benchmarks.results_file import write_result
 from restorer_app.damage_sim import SIM_VERSION, SimSpec, default_shape_library, simulate
 from restorer_app.jobs.queue import JobQueue
 from restorer_app.restore.pipeline import restore_image
 from restorer_app.restore.settings import RestoreSettings
 
-RESULTS = Path(__file__).parent / "results"
 NIGHT_S = 12 * 3600
 DAMAGE = SimSpec.only("dust", "hair", "print_scratch", "film_scratch", fraction=(0.001, 0.004), tone="keep",
                       jpeg=None)
@@ -187,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                      "masks": args.masks, "sensitivity": args.sensitivity, "damage": {"classes": sorted(DAMAGE.classes), "fraction": DAMAGE.fraction}},
         "runs": runs, "scans": rows, "whole_image": whole,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"overnight{'_' + args.tag if args.tag else ''}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_result("overnight", args.tag, report)
     return 0
 
 

@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 from restorer_app.cli_detect import write_mask  # noqa: E402
 from restorer_app.jobs.restore_file import changes_path, restore_file  # noqa: E402
 from restorer_app.restore.damage_finder import find_damage  # noqa: E402
-from restorer_app.restore.detect import repair_mask  # noqa: E402
 from restorer_app.restore.settings import RestoreSettings  # noqa: E402
 
 REALDATA = ROOT.parent / "shared" / "data" / "realdata"
@@ -85,7 +84,7 @@ def main() -> None:
             pixels = np.asarray(Image.open(copy).convert("RGB"))
             image = pixels.astype(np.float32) / 255
             damage = find_damage(image, args.sensitivity)  # what --mask auto restores, found once
-            chain = repair_mask(image)
+            chain = damage.chain
             write_mask(Path(tmp) / "mask.png", damage.repair, overwrite=True)
             summary = restore_file(copy, output, settings, mask_path=Path(tmp) / "mask.png")
             sheet(copy, output, chain, damage.repair).save(OUT / f"{name}.png")

@@ -42,7 +42,7 @@ def fake_detector(monkeypatch, result=None, error=None):
         if error is not None:
             raise error
         mask = result(image) if callable(result) else result
-        return FoundDamage(repair=mask, found=mask, sensitivity=sensitivity)
+        return FoundDamage(repair=mask, found=mask, chain=mask, sensitivity=sensitivity)
 
     monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", find_damage)  # what "auto" runs
     return calls
@@ -106,7 +106,7 @@ def test_the_sensitivity_preference_reaches_detection_and_queued_jobs(window, en
     def find_damage(image, sensitivity=0.5, should_stop=None):
         seen.append(sensitivity)
         empty = np.zeros(image.shape[:2], bool)
-        return FoundDamage(repair=empty, found=empty, sensitivity=sensitivity)
+        return FoundDamage(repair=empty, found=empty, chain=empty, sensitivity=sensitivity)
 
     monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", find_damage)
     window.prefs.sensitivity = 0.8
@@ -164,7 +164,8 @@ def test_closing_the_window_stops_a_detection_in_progress(window, env, qtbot, mo
                 stopped.append(True)
                 raise DetectionStopped("stopped while looking for damage")
             time.sleep(0.01)
-        return FoundDamage(repair=np.zeros(image.shape[:2], bool), found=np.zeros(image.shape[:2], bool))
+        empty = np.zeros(image.shape[:2], bool)
+        return FoundDamage(repair=empty, found=empty, chain=empty)
 
     monkeypatch.setattr("restorer_app.restore.damage_finder.find_damage", slow_find_damage)
     window.open_file(write_png(env / "a.png"))

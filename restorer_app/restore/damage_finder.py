@@ -45,6 +45,7 @@ class FoundDamage:
 
     repair: np.ndarray  # bool HxW: the pixels a restoration with --mask auto replaces
     found: np.ndarray  # bool HxW: the same before the segmenter's part is grown (``restorer detect --tight``)
+    chain: np.ndarray  # bool HxW: the hand-set chain's part (what sensitivity 0 repairs)
     classes: dict[str, float] = field(default_factory=dict)  # kind -> share of the scan the segmenter gives it
     sensitivity: float = DEFAULT_SENSITIVITY
     weights: list[Path] = field(default_factory=list)  # the networks read (the provenance names them)
@@ -70,7 +71,8 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY,
     threshold = sensitivity_threshold(sensitivity)  # checks the range before any work
     chain = detect.repair_mask(image, should_stop=should_stop)
     if sensitivity == 0:
-        return FoundDamage(repair=chain, found=chain, sensitivity=0.0, weights=[detect.detector_weights(image)])
+        return FoundDamage(repair=chain, found=chain, chain=chain, sensitivity=0.0,
+                           weights=[detect.detector_weights(image)])
     path = default_segmenter_path()
     try:
         result = segment(_segmenter(path), image, should_stop=should_stop)
@@ -79,7 +81,7 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY,
     learned = result.probability >= threshold
     kinds = np.bincount(result.classes[learned], minlength=len(result.class_names) + 1)[1:]
     classes = {name: round(float(count) / learned.size, 6) for name, count in zip(result.class_names, kinds) if count}
-    return FoundDamage(repair=combine(chain, learned), found=chain | learned, classes=classes,
+    return FoundDamage(repair=combine(chain, learned), found=chain | learned, chain=chain, classes=classes,
                        sensitivity=float(sensitivity), weights=[detect.detector_weights(image), path])
 
 

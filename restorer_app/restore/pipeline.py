@@ -52,8 +52,8 @@ HOLES_ONLY_SIGMA = 6.0 / 255.0
 MASK_DILATION = 2
 SCOPES = ("auto", "mask", "image")
 #: Tiles per batch on a CPU. Each tile is solved in its four mirrored views, so a batch is 64
-#: patches through the flow: on this 2-core CPU a step costs 16.9 ms a patch in bf16 (31.5 fp32)
-#: against 22.2 (33.9) for 256 patches, and peaks at 0.9 GB instead of 2.2 GB (one thread).
+#: patches through the flow: on this 2-core CPU a step costs 16.7 ms a patch in bf16 against 24.8
+#: for 256 patches, and peaks at 0.87 GB instead of 2.23 GB (one thread; benchmarks/batch_size.py).
 DEFAULT_CPU_BATCH = 16
 #: Optimiser steps left out of the speed measurement (the first ones pay for allocations).
 ETA_WARMUP_STEPS = 2
