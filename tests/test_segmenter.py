@@ -145,7 +145,8 @@ def test_sensitivity_maps_monotonically_onto_the_threshold():
             sensitivity_threshold(bad)
 
 
-def test_trainer_smoke(tmp_path):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_trainer_smoke(tmp_path, bf16):
     pytest.importorskip("restorer_app.damage_sim")
     from restorer_app.training import segmenter as trainer
 
@@ -155,12 +156,12 @@ def test_trainer_smoke(tmp_path):
         photo = np.round(synthetic_photo(120, 150, seed) * 255).astype(np.uint8)
         Image.fromarray(photo).save(folder / f"photo{seed}.png")
     out = tmp_path / "seg.safetensors"
-    net = trainer.train([folder], out, steps=2, batch=2, crop=64, log_every=1, save_every=1, shapes=None)
+    net = trainer.train([folder], out, steps=2, batch=2, crop=64, log_every=1, save_every=1, shapes=None, bf16=bf16)
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [record["step"] for record in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
     loaded = load_segmenter(out)
     assert loaded.info["steps"] == 2 and loaded.info["batch"] == 2 and loaded.info["crop"] == 64
-    assert "sim_version" in loaded.info and loaded.info["data"] == [str(folder)]
+    assert "sim_version" in loaded.info and loaded.info["data"] == [str(folder)] and loaded.info["bf16"] is bf16
     assert np.isfinite(segment(net, np.asarray(Image.open(folder / "photo0.png"))).probability).all()
     with pytest.raises(ValueError):
         trainer.train([tmp_path / "eval" / "x"], out, steps=1)

@@ -20,6 +20,8 @@ the 8 examples takes 0.45 s (the simulator ~40 ms a crop). Drawing them in a Dat
 (``--workers 1``) gave 1.7-2.8 s a step here, as the other core was busy with other work: no
 steady gain, so they are drawn in-process by default; on a machine with a spare core the worker
 should hide those 0.45 s. Either way the stream of examples is the same for a given seed.
+``--bf16`` runs the network's forward pass under bf16 autocast (weights, optimiser and loss stay
+fp32): on this CPU's AMX units the network's part of a step falls from 1.5-1.7 to 0.6-0.8 s.
 
     python -m restorer_app.training.segmenter --out models/damage-segmenter.safetensors --steps 20000
 
@@ -160,11 +162,12 @@ def _check_training_folders(folders) -> None:
 
 def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, lr: float = PEAK_LR, seed: int = 0,
           init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
-          shapes="default", clean_share: float = CLEAN_SHARE) -> DamageSegmenter:
+          shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False) -> DamageSegmenter:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
     ``workers``: 0 draws the examples in this process, 1 in a DataLoader worker alongside.
-    ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``)."""
+    ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``).
+    ``bf16``: the forward pass under bf16 autocast on the CPU (the loss in fp32)."""
     _check_training_folders(folders)
     out = Path(out)
     torch.manual_seed(seed)
@@ -185,13 +188,15 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     log_path = out.with_suffix(".log.jsonl")
     info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
             "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
-            "clean_share": clean_share, "data": [str(f) for f in folders]}
+            "clean_share": clean_share, "bf16": bf16, "data": [str(f) for f in folders]}
     started = time.time()
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
             images, mask, classes = next(batches)
             rgb = images.permute(0, 3, 1, 2)  # NHWC in memory: channels-last already
-            loss, parts = segmentation_loss(net(rgb), mask, classes)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = net(rgb)
+            loss, parts = segmentation_loss(logits.float(), mask, classes)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -221,6 +226,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training step")
     parser.add_argument("--workers", type=int, default=0, choices=(0, 1),
                         help="1: draw the examples in a DataLoader worker process alongside the training")
+    parser.add_argument("--bf16", action="store_true",
+                        help="forward pass under bf16 autocast (about twice as fast on CPUs with AMX)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     args = parser.parse_args(argv)
@@ -229,7 +236,7 @@ def main(argv=None) -> None:
     if args.out is None:
         parser.error("--out is required")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
-          args.log_every, args.save_every)
+          args.log_every, args.save_every, bf16=args.bf16)
 
 
 if __name__ == "__main__":
