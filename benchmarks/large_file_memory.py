@@ -5,8 +5,12 @@ the change map, writing the TIFF and its provenance. The solve itself works a ba
 windows at a time. So the scan (``--megapixels``, 3:2, smooth colour noise with grain, 16 bits
 per channel, written with tifffile) gets a mask of a few short scratches (``--scratches``), and
 ``restorer restore --mask`` runs in a child process whose peak resident memory ``wait4`` reports.
+``--auto`` lets the detectors find the mask instead (``--mask auto --sensitivity S``), so the
+detection's time and memory are in the figures too. The child gets this process's environment:
+``OMP_NUM_THREADS=1`` measures one thread.
 
     python -m benchmarks.large_file_memory --megapixels 50 --preset fast
+    python -m benchmarks.large_file_memory --megapixels 50 --preset fast --auto --sensitivity 0.5
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--scratches", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--auto", action="store_true", help="--mask auto: the detectors find the mask")
+    parser.add_argument("--sensitivity", type=float, default=0.0, help="with --auto: the detectors' sensitivity")
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     args = parser.parse_args(argv)
 
@@ -73,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         height, width = write_scan(scan, args.megapixels, args.seed)
         masked = write_mask(mask, height, width, args.scratches, args.seed)
         started = time.monotonic()
+        masking = ["--mask", "auto", "--sensitivity", str(args.sensitivity)] if args.auto else ["--mask", str(mask)]
         child = subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "restore", str(scan), "-o", str(out),
-                                  "--mask", str(mask), "--preset", args.preset, "--device", "cpu", "--quiet"],
+                                  *masking, "--preset", args.preset, "--device", "cpu", "--quiet"],
                                  stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.monotonic() - started
@@ -83,14 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"restorer restore exited with {code}")
         record = json.loads((Path(work) / "restored.tif.provenance.json").read_text())
         row = {"megapixels": round(height * width / 1e6, 2), "size": [width, height], "bits": 16,
-               "input_mb": round(scan.stat().st_size / 1e6, 1), "masked_share": masked,
+               "input_mb": round(scan.stat().st_size / 1e6, 1),
+               "masked_share": record["extra"]["detector"]["repaired_fraction"] if args.auto else masked,
                "patches": record["patch_stats"]["patches"], "seconds": round(seconds, 1),
                "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2)}
     print(f"{row['megapixels']} MP 16-bit TIFF ({row['input_mb']} MB), {row['patches']} patches, "
           f"{row['seconds']} s, peak resident {row['peak_rss_gb']} GB")
     report = {"benchmark": "large_file_memory", "cpu": platform.processor() or platform.machine(),
               "versions": {"python": platform.python_version(), "torch": torch.__version__},
-              "settings": {"preset": args.preset, "scratches": args.scratches, "seed": args.seed}, "result": row}
+              "settings": {"preset": args.preset, "mask": "auto" if args.auto else f"{args.scratches} scratches",
+                           "sensitivity": args.sensitivity if args.auto else None, "seed": args.seed,
+                           "threads": os.environ.get("OMP_NUM_THREADS", "default")}, "result": row}
     write_result("large_file_memory", args.tag, report)
     return 0
 

@@ -110,6 +110,21 @@ def test_lossless_round_trip_keeps_pixels_and_metadata(tmp_path, ext, bit_depth,
     check_exif(again.exif)
 
 
+@pytest.mark.parametrize("channels", [1, 4])
+def test_banded_write_gives_the_same_levels(tmp_path, monkeypatch, channels):
+    # large scans are converted to integers band by band: bands must not change a level
+    from restorer_app.imaging import io
+
+    ints = samples(16, channels, h=11, w=5, seed=3)
+    monkeypatch.setattr(io, "BAND_ROWS", 4)
+    write_image(tmp_path / "banded.tif", scan_of(ints).pixels, scan_of(ints))
+    np.testing.assert_array_equal(ints_of(read_image(tmp_path / "banded.tif")), ints)
+    bad = scan_of(ints).pixels.copy()
+    bad[9, 2] = np.nan  # in the last band
+    with pytest.raises(ValueError, match="NaN"):
+        write_image(tmp_path / "bad.tif", bad, scan_of(ints))
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_jpeg_round_trip_keeps_metadata(tmp_path, channels):
     ints = np.full((16, 16, channels), 128, np.uint8)

@@ -29,6 +29,17 @@ def test_identity_tiles_reassemble_bit_for_bit(shape):
     assert np.array_equal(output, image)
 
 
+def test_tiles_reassemble_into_split_outputs():
+    # the pipeline keeps colour and spread in separate arrays: each takes its channels in order
+    image = np.random.default_rng(2).random((130, 75, 4)).astype(np.float32)
+    grid = plan_tiles(130, 75)
+    colour, spread = np.full((130, 75, 3), np.nan, np.float32), np.full((130, 75, 1), np.nan, np.float32)
+    assembler = Assembler(grid, (colour, spread))
+    for tile in grid.tiles():
+        assembler.add(tile, extract_patch(image, grid, tile))
+    assert np.array_equal(colour, image[:, :, :3]) and np.array_equal(spread, image[:, :, 3:])
+
+
 def test_tiles_overlap_by_twice_the_margin():
     grid = plan_tiles(200, 200, patch=64, margin=4)
     a, b = list(grid.tiles())[:2]
@@ -238,6 +249,18 @@ def test_blockiness_detects_jpeg_and_sets_a_softer_lambda():
     lam_noise, sigma_noise = auto_lambda(noisy)
     assert lam_jpeg < lam_clean and sigma_jpeg * 255 > 5
     assert sigma_noise * 255 == pytest.approx(15, rel=0.25) and lam_noise < lam_clean
+
+
+def test_blockiness_does_not_depend_on_its_bands(monkeypatch):
+    # measured in bands of rows to keep a large scan's memory flat: bands must not change the figure
+    from restorer_app.restore import strength
+    from restorer_app.restore.degradations import degrade
+
+    compressed, _ = degrade(synthetic_photo(100, 90, seed=6), "jpeg20", 0)
+    whole = strength.estimate_blockiness(compressed)
+    monkeypatch.setattr(strength, "BLOCKINESS_BAND_ROWS", 24)
+    assert strength.estimate_blockiness(compressed) == pytest.approx(whole, rel=1e-12, abs=1e-15)
+    assert strength.estimate_blockiness(compressed[:, :, 0]) != pytest.approx(0.0)
 
 
 def test_best_preset_averages_the_mirrored_restorations(tiny_flow, monkeypatch):

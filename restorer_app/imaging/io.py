@@ -70,8 +70,8 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None, page: int
     samples = raster.samples
     scale = np.float32(1.0 / np.iinfo(samples.dtype).max)
     colour = 1 if samples.shape[2] in (1, 2) else 3
-    pixels = samples[:, :, :colour].astype(np.float32) * scale
-    alpha = samples[:, :, colour].astype(np.float32) * scale if raster.has_alpha else None
+    pixels = _scaled(samples[:, :, :colour], scale)
+    alpha = _scaled(samples[:, :, colour], scale) if raster.has_alpha else None
     return ScanImage(path=path, pixels=pixels, alpha=alpha, bit_depth=raster.bit_depth,
                      icc_profile=raster.icc_profile, exif=raster.exif, xmp=raster.xmp,
                      dpi=raster.dpi, format=fmt)
@@ -141,14 +141,32 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
         raise ImageError(path, f"cannot read mask: {_first_line(exc)}") from exc
 
 
+#: Rows converted at once between floats and integers: whole-scan temporaries of a 50-megapixel
+#: 16-bit scan would cost GBs (each float copy of it is 600 MB).
+BAND_ROWS = 256
+
+
+def _scaled(samples: np.ndarray, scale: np.float32) -> np.ndarray:
+    """Integer samples as float32 x ``scale``, without a second whole-scan float copy."""
+    pixels = samples.astype(np.float32)
+    pixels *= scale
+    return pixels
+
+
 def _to_integers(planes: list[np.ndarray], depth: int) -> np.ndarray:
-    top = 255 if depth == 8 else 65535
-    data = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
-    data = np.asarray(data, dtype=np.float32)
-    if not np.isfinite(data).all():
-        raise ValueError("pixels contain NaN or infinite values")
-    data = np.rint(np.clip(data, 0.0, 1.0) * np.float32(top))
-    return data.astype(np.uint8 if depth == 8 else np.uint16)
+    """The planes (float HxWxCi in [0, 1]) side by side as the file's integer levels, band by band."""
+    top = np.float32(255 if depth == 8 else 65535)
+    height, width = planes[0].shape[:2]
+    channels = sum(plane.shape[2] for plane in planes)
+    samples = np.empty((height, width, channels), np.uint8 if depth == 8 else np.uint16)
+    for y in range(0, height, BAND_ROWS):
+        band = np.concatenate([np.asarray(plane[y : y + BAND_ROWS], dtype=np.float32) for plane in planes], axis=2)
+        if not np.isfinite(band).all():
+            raise ValueError("pixels contain NaN or infinite values")
+        np.clip(band, 0.0, 1.0, out=band)
+        band *= top
+        samples[y : y + BAND_ROWS] = np.rint(band, out=band)
+    return samples
 
 
 def check_output_path(path: Path, source: Path | None, overwrite: bool = False) -> str:

@@ -54,19 +54,29 @@ def estimate_noise_sigma(image: np.ndarray, mask: np.ndarray | None = None, max_
     return float(np.mean(np.median(np.abs(diagonal), axis=0)) / 0.6745)
 
 
+#: Rows of the image measured at once (a multiple of the 8-px block): whole-image float64 copies
+#: of a 50-megapixel scan would take GBs.
+BLOCKINESS_BAND_ROWS = 512
+
+
 def estimate_blockiness(image: np.ndarray) -> float:
     """Excess luminance step across the 8x8 JPEG block grid over the step inside blocks.
 
     About 0 for uncompressed or noisy images; 3/255 at JPEG quality 40, 5/255 at 20, 7.6/255
     at 10 (Kodak24/McMaster18 crops).
     """
-    grey = image.mean(axis=2) if image.ndim == 3 else image
-    if min(grey.shape) < 16:
+    height, width = image.shape[:2]
+    if min(height, width) < 16:
         return 0.0
-    grey = grey.astype(np.float64)
-    dx, dy = np.abs(np.diff(grey, axis=1)), np.abs(np.diff(grey, axis=0))
-    across_x, inside_x = dx[:, 7::8].mean(), np.delete(dx, np.s_[7::8], axis=1).mean()
-    across_y, inside_y = dy[7::8].mean(), np.delete(dy, np.s_[7::8], axis=0).mean()
+    sums, counts = np.zeros(4), np.zeros(4)  # steps across x, inside x, across y, inside y
+    for top in range(0, height, BLOCKINESS_BAND_ROWS):
+        rows = image[top : top + BLOCKINESS_BAND_ROWS + 1]  # one more row: the step into the next band
+        grey = (rows.mean(axis=2) if rows.ndim == 3 else rows).astype(np.float64)
+        dx, dy = np.abs(np.diff(grey[:BLOCKINESS_BAND_ROWS], axis=1)), np.abs(np.diff(grey, axis=0))
+        for k, (steps, across) in enumerate(((dx, dx[:, 7::8]), (dy, dy[7::8]))):
+            sums[2 * k : 2 * k + 2] += across.sum(), steps.sum() - across.sum()
+            counts[2 * k : 2 * k + 2] += across.size, steps.size - across.size
+    across_x, inside_x, across_y, inside_y = sums / counts
     return float(((across_x - inside_x) + (across_y - inside_y)) / 2)
 
 

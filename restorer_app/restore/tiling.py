@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -97,12 +98,14 @@ def _ramp_weights(grid: TileGrid, index: int, count: int) -> np.ndarray:
 
 
 class Assembler:
-    """Blends restored patches into ``output`` (HxWxC float32), streaming band by band."""
+    """Blends restored patches into ``output`` (HxWxC float32), streaming band by band.
+    ``output`` may be a sequence of HxWxCi arrays that take the patches' channels in order
+    (the pipeline keeps colour and spread apart, so neither needs a copy at the end)."""
 
-    def __init__(self, grid: TileGrid, output: np.ndarray):
+    def __init__(self, grid: TileGrid, output: np.ndarray | Sequence[np.ndarray]):
         self.grid = grid
-        self.output = output
-        self.channels = output.shape[2]
+        self.outputs = [output] if isinstance(output, np.ndarray) else list(output)
+        self.channels = sum(part.shape[2] for part in self.outputs)
         self.tiles = list(grid.tiles())
         self.waiting: dict[int, np.ndarray] = {}
         self.next_index = 0
@@ -147,4 +150,7 @@ class Assembler:
         y1 = min(band_top + keep, g.height)
         if y1 > y0:
             rows = self.band[y0 - band_top : y1 - band_top, g.margin : g.margin + g.width]
-            self.output[y0:y1] = rows.astype(np.float32)
+            first = 0
+            for part in self.outputs:
+                part[y0:y1] = rows[:, :, first : first + part.shape[2]]
+                first += part.shape[2]
