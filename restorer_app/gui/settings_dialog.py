@@ -47,7 +47,7 @@ class SettingsDialog(QDialog):
         self.sensitivity = QSlider(Qt.Horizontal, minimum=0, maximum=100, value=round(100 * prefs.sensitivity))
         self.sensitivity.setToolTip("Detect damage and automatic masks. At the left: crisp dust and scratches "
                                     "only. To the right, a learned detector adds cracks, tears, hairs and stains, "
-                                    "and also marks more of the picture (highlights, jewellery): check the mask")
+                                    "and also marks more of the picture (highlights, thin bright lines, eyes): check the mask")
         form = QFormLayout(self)
         form.addRow("Device", self.device)
         form.addRow("Found", QLabel(", ".join(describe_devices())))

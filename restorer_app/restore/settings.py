@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 #: Of the automatic damage mask (``restore.damage_finder``), 0-1. 0: the hand-set chain alone
 #: (crisp debris); above 0 the learned segmenter adds realistic damage, the more the higher, and
 #: marks more of the picture. 0 by default: on real scans at 0.5 it marks highlights in foliage and
-#: water as damage (up to 4 % of an autochrome), which a restoration would repaint.
+#: water (2.5 % of an autochrome), ropes, rails, eyes and noses as damage, which a restoration
+#: would repaint.
 DEFAULT_SENSITIVITY = 0.0
 
 PRESETS: dict[str, dict] = {
