@@ -15,30 +15,24 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks.child_process import run_restorer
 from benchmarks.overnight import make_scan
 from benchmarks.results_file import write_result
 
 
 def detect_in_child(scan: Path, mask: Path, sensitivity: float) -> dict:
-    started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "detect", str(scan), "-o", str(mask),
-                              "--overwrite", "--sensitivity", str(sensitivity)], stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"restorer detect exited with {os.waitstatus_to_exitcode(status)}")
+    seconds, peak_gb = run_restorer(["detect", str(scan), "-o", str(mask), "--overwrite",
+                                     "--sensitivity", str(sensitivity)])
     found = np.asarray(Image.open(mask)) > 0
-    return {"seconds": round(seconds, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),
+    return {"seconds": round(seconds, 1), "peak_rss_gb": round(peak_gb, 2),
             "flagged_share": round(float(found.mean()), 5)}
 
 

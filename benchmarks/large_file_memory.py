@@ -20,10 +20,8 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -32,6 +30,7 @@ import tifffile
 import torch
 from PIL import Image
 
+from benchmarks.child_process import run_restorer
 from benchmarks.results_file import write_result
 
 
@@ -78,22 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         scan, mask, out = Path(work) / "scan.tif", Path(work) / "mask.png", Path(work) / "restored.tif"
         height, width = write_scan(scan, args.megapixels, args.seed)
         masked = write_mask(mask, height, width, args.scratches, args.seed)
-        started = time.monotonic()
         masking = ["--mask", "auto", "--sensitivity", str(args.sensitivity)] if args.auto else ["--mask", str(mask)]
-        child = subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "restore", str(scan), "-o", str(out),
-                                  *masking, "--preset", args.preset, "--device", "cpu", "--quiet"],
-                                 stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise SystemExit(f"restorer restore exited with {code}")
+        seconds, peak_gb = run_restorer(["restore", str(scan), "-o", str(out), *masking, "--preset", args.preset,
+                                         "--device", "cpu", "--quiet"])
         record = json.loads((Path(work) / "restored.tif.provenance.json").read_text())
         row = {"megapixels": round(height * width / 1e6, 2), "size": [width, height], "bits": 16,
                "input_mb": round(scan.stat().st_size / 1e6, 1),
                "masked_share": record["extra"]["detector"]["repaired_fraction"] if args.auto else masked,
                "patches": record["patch_stats"]["patches"], "seconds": round(seconds, 1),
-               "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2)}
+               "peak_rss_gb": round(peak_gb, 2)}
     print(f"{row['megapixels']} MP 16-bit TIFF ({row['input_mb']} MB), {row['patches']} patches, "
           f"{row['seconds']} s, peak resident {row['peak_rss_gb']} GB")
     report = {"benchmark": "large_file_memory", "cpu": platform.processor() or platform.machine(),

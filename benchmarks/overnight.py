@@ -25,7 +25,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks.child_process import run_restorer
 from benchmarks.datasets import load_eval_set
 from benchmarks.results_file import write_result
 from restorer_app.damage_sim import SIM_VERSION, SimSpec, default_shape_library, simulate
@@ -83,13 +83,8 @@ def run_queue(home: Path, scans: list[Path], outputs: Path, preset: str, device:
                      mask_path="auto" if mask == "auto" else str(true_mask_path(scan)))
            for scan in scans]
     env = {**os.environ, "RESTORER_HOME": str(home)}
-    started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "restorer_app.cli", "queue", "run", "--until-empty", "-q"], env=env)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"queue run exited with {os.waitstatus_to_exitcode(status)}")
-    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024**2, "jobs": [queue.get(i) for i in ids]}
+    wall, peak_gb = run_restorer(["queue", "run", "--until-empty", "-q"], env=env, quiet=False)
+    return {"wall_s": wall, "peak_rss_gb": peak_gb, "jobs": [queue.get(i) for i in ids]}
 
 
 def true_mask_path(scan: Path) -> Path:

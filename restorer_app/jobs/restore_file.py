@@ -34,11 +34,15 @@ def changes_path(output_path) -> Path:
     return output_path.with_name(output_path.name + ".changes.png")
 
 
-def find_scan_damage(scan, sensitivity: float, should_stop: Callable[[], bool] | None = None) -> FoundDamage:
-    """What the detectors find in a scan (``restore.damage_finder``; alpha ignored)."""
+def with_alpha(scan) -> np.ndarray:
+    """The scan's pixels with its alpha as the last channel (what the detectors and the engine take)."""
+    return scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
+
+
+def find_scan_damage(image: np.ndarray, sensitivity: float, should_stop: Callable[[], bool] | None = None) -> FoundDamage:
+    """What the detectors find in a scan's ``with_alpha`` image (``restore.damage_finder``; alpha ignored)."""
     from restorer_app.restore import damage_finder  # looked up at call time: the GUI tests replace it
 
-    image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
     return damage_finder.find_damage(image, sensitivity, should_stop)
 
 
@@ -49,7 +53,7 @@ def load_mask(mask_path, scan, should_stop: Callable[[], bool] | None = None,
     if not mask_path:
         return None
     if str(mask_path) == AUTO_MASK:
-        return find_scan_damage(scan, sensitivity, should_stop).repair
+        return find_scan_damage(with_alpha(scan), sensitivity, should_stop).repair
     return read_mask(mask_path, scan.pixels.shape[:2])
 
 
@@ -84,10 +88,11 @@ def restore_file(
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)
     scan = read_image(input_path)
+    image = with_alpha(scan)  # one copy of a scan with alpha, for the detectors and the engine
     found = None
     try:
         if str(mask_path) == AUTO_MASK:
-            found = find_scan_damage(scan, settings.sensitivity, should_stop)
+            found = find_scan_damage(image, settings.sensitivity, should_stop)
             mask = found.repair
         else:
             mask = load_mask(mask_path, scan)
@@ -113,7 +118,6 @@ def restore_file(
         if on_plan:
             on_plan(plan)
 
-    image = scan.pixels if scan.alpha is None else np.concatenate([scan.pixels, scan.alpha[:, :, None]], axis=2)
     restored, spread = restore_image(image, mask, settings, None, progress, should_stop, patch_store, plan_made,
                                      with_spread=True, on_step=on_step, solver=solver)
     if scan.alpha is not None:
