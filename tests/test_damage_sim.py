@@ -209,6 +209,28 @@ def test_a_tiny_target_still_draws_the_class(name):
     assert r.mask.any() and r.mask.mean() < 0.03
 
 
+def test_plate_cracks_are_long_mid_tone_lines_in_the_print_tone():
+    """A cracked glass plate prints as a long thin line that darkens (or lightens) the picture,
+    not a paper-white or black one: its pixels keep the sepia order R >= G >= B."""
+    from restorer_app.damage_sim.canvas import Canvas
+    from restorer_app.damage_sim.cracks import _plate
+
+    toned = apply_tone(photo(160, 160), "sepia")
+    for seed in range(8):
+        canvas = Canvas(toned, np.ones(3, np.float32))
+        layers, params = _plate(canvas, np.random.default_rng(seed), budget=2000.0)
+        canvas.apply(5, layers)
+        canvas.finish()
+        assert params["form"] == "plate" and params["length"] > 0.4 * np.hypot(160, 160) - 3
+        if params["dark"]:
+            hit = canvas.mask & (np.abs(canvas.image - toned).max(axis=2) > 0.1)
+            assert hit.any()
+            assert np.all(canvas.image[hit][:, 0] + 1e-6 >= canvas.image[hit][:, 1])
+            assert np.all(canvas.image[hit][:, 1] + 1e-6 >= canvas.image[hit][:, 2])
+            assert np.all(canvas.image[hit].mean(axis=1) > 0.1)  # mid-tone, not black
+        assert 0 < canvas.mask.mean() < 0.05
+
+
 @pytest.mark.parametrize("shape", [(6, 6), (17, 120), (120, 17)])
 def test_small_and_thin_images(shape, library):
     img = np.random.default_rng(0).random((*shape, 3), dtype=np.float32)

@@ -13,7 +13,7 @@ from .spec import DAMAGE_CLASSES, SimSpec
 from .tones import TONES
 
 #: Bumped whenever what ``simulate`` draws changes: a trained segmenter records the version it saw.
-SIM_VERSION = "2"
+SIM_VERSION = "3"
 
 __all__ = ["SIM_VERSION", "DAMAGE_CLASSES", "SimSpec", "SimulatedDamage", "simulate", "ShapeLibrary",
            "default_shape_library", "TONES"]

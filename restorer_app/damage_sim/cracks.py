@@ -1,6 +1,15 @@
-"""Cracks and craquelure: broken emulsion or varnish (or a cracked glass plate).
+"""Cracks and craquelure: broken emulsion or varnish, or a cracked glass plate.
 
-Two forms (one per call):
+Three forms (one per call):
+- plate crack (p 0.3; a crack through a glass negative, printed into every print made from it):
+  1-3 long gentle arcs (cubic Bezier curves, bend U(0, 0.06)) joined at kinks of +-(15-70)
+  degrees, from an image edge (p 0.8) or inside, U(0.4, 1.2) x the image diagonal long (capped
+  by the budget as below); width 1 + 1.5 U^2 px, varying +-15 % along it; smooth edges (soft
+  sigma U(0.3, 0.7) px). Mid-tone, not paper or black: it darkens the picture under it
+  (p 0.65; multiplied by a grey of U(0.45, 0.85), so it keeps the print's tone) or brightens it
+  (a shift of +U(0.08, 0.25)), its strength varying by 0.6-1 along it, with p 0.5 a faint
+  opposite-signed halo (+-U(0.03, 0.08)) along one side. Where the picture is too dark or too
+  light for the crack to show it is not in the mask (canvas rule).
 - branching crack (always below a 1500 px budget, else p 0.6): a jagged random walk of 1.5 px
   steps from an image edge (p 0.6) or inside: straight runs with N(0, 0.12) rad jitter a step
   reverting (0.3 a step) to the run's direction, a kink of +-(15-50) degrees starting a new run
@@ -28,7 +37,7 @@ import cv2
 import numpy as np
 
 from .canvas import Canvas, Layer
-from .geometry import (combine, fill_polygon, fractal_edge, pad_patch, radial_polygon, smooth_noise_1d,
+from .geometry import (combine, curve, fill_polygon, fractal_edge, pad_patch, radial_polygon, smooth_noise_1d,
                        smooth_noise_2d, soften, stroke)
 from .palette import is_light
 from .shapes import ShapeLibrary
@@ -100,6 +109,66 @@ def _branching(canvas: Canvas, rng: np.random.Generator, budget: float, colour: 
     return [Layer(alpha * opacity, top, left, colour)], params
 
 
+def _plate(canvas: Canvas, rng: np.random.Generator, budget: float) -> tuple[list[Layer], dict]:
+    h, w = canvas.shape
+    width = float(1.0 + 1.5 * rng.random() ** 2)
+    soft = float(rng.uniform(0.3, 0.7))
+    total = float(np.clip(budget / (width + 2.0 + 4.0 * soft), 12.0, rng.uniform(0.4, 1.2) * np.hypot(h, w)))
+    if rng.random() < 0.8:  # from an edge, heading inwards
+        side = int(rng.integers(4))
+        along = rng.uniform(0.1, 0.9)
+        start = np.array([(along * w, 0), (w, along * h), (along * w, h), (0, along * h)][side], float)
+        heading = [np.pi / 2, np.pi, -np.pi / 2, 0.0][side] + rng.uniform(-0.9, 0.9)
+    else:
+        start, heading = rng.uniform([0, 0], [w, h]), rng.uniform(0, 2 * np.pi)
+    arcs = int(rng.integers(1, 4))
+    pieces = []
+    for i in range(arcs):
+        arc = curve(start, total / arcs, float(rng.uniform(0.0, 0.06)), rng, angle=heading)
+        pieces.append(arc if i == 0 else arc[1:])
+        start = arc[-1]
+        heading = float(np.arctan2(*(arc[-1] - arc[-2])[::-1])) + rng.uniform(np.deg2rad(15), np.deg2rad(70)) * rng.choice([-1, 1])
+    path = np.concatenate(pieces)
+    n = len(path)
+    widths = np.maximum(width * (1 + 0.15 * smooth_noise_1d(n, 40, rng)), 0.6)
+    strength = np.clip(0.8 + 0.2 * smooth_noise_1d(n, rng.uniform(30, 150), rng), 0.6, 1.0)
+    alpha, top, left = stroke(path, widths, soft)
+    alpha *= _along_path(alpha.shape, top, left, path, strength)
+    dark = rng.random() < 0.65
+    if dark:
+        layers = [Layer(alpha, top, left, np.full(3, rng.uniform(0.45, 0.85), np.float32), "multiply")]
+    else:
+        layers = [Layer(alpha, top, left, np.full(3, rng.uniform(0.08, 0.25), np.float32), "add")]
+    halo = rng.random() < 0.5
+    if halo:
+        tangent = np.gradient(path, axis=0)
+        normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-6)
+        side_path = path + normal * (width / 2 + 1.0) * rng.choice([-1, 1])
+        h_alpha, h_top, h_left = stroke(side_path, 1.0, soft + 0.3)
+        sign = 1.0 if dark else -1.0
+        layers.append(Layer(h_alpha, h_top, h_left, np.full(3, sign * rng.uniform(0.03, 0.08), np.float32), "add"))
+    return layers, {"form": "plate", "width": round(width, 2), "length": round(float(n), 1), "arcs": arcs,
+                    "dark": bool(dark), "halo": bool(halo), "soft": round(soft, 3)}
+
+
+def _along_path(shape: tuple[int, int], top: int, left: int, path: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A patch of ``shape`` at (top, left) holding, at each pixel, ``values`` at the nearest path point."""
+    seeds = np.full(shape, 255, np.uint8)
+    local = np.round(path - [left, top]).astype(int)
+    inside = (local[:, 0] >= 0) & (local[:, 0] < shape[1]) & (local[:, 1] >= 0) & (local[:, 1] < shape[0])
+    local, vals = local[inside], values[inside]
+    if not len(local):
+        return np.ones(shape, np.float32)
+    index = np.full(shape, -1, np.int64)
+    index[local[:, 1], local[:, 0]] = np.arange(len(local))
+    seeds[local[:, 1], local[:, 0]] = 0
+    _, labels = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    # the labels number the seed pixels 1, 2, ... in scan order; map them back to path points
+    point_of_label = index.ravel()[np.flatnonzero(seeds.ravel() == 0)]
+    return vals[point_of_label[labels - 1]].astype(np.float32)
+
+
 def _web(canvas: Canvas, rng: np.random.Generator, budget: float, colour: np.ndarray,
          opacity: float, soft: float, light: bool) -> tuple[list[Layer], dict]:
     h, w = canvas.shape
@@ -167,6 +236,9 @@ def draw(canvas: Canvas, rng: np.random.Generator, budget: float, shapes: ShapeL
     colour = canvas.paper if light else np.full(3, rng.uniform(0.02, 0.25), np.float32)
     opacity = float(rng.uniform(0.7, 1.0))
     soft = float(rng.uniform(0.3, 0.8))
+    if rng.random() < 0.3:
+        layers, params = _plate(canvas, rng, budget)
+        return layers, params
     if budget >= 1500 and rng.random() < 0.4:
         layers, params = _web(canvas, rng, budget, colour, opacity, soft, light)
     else:
