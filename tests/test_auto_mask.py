@@ -44,6 +44,7 @@ def test_auto_mask_repairs_the_detected_damage_only(tmp_path, model):
     detector = record["extra"]["detector"]  # by default the chain alone, with its damage network
     assert detector["weights"] == [{"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())}]
     assert detector["sensitivity"] == 0 and 0 < detector["repaired_fraction"] < 0.5 and detector["classes_found"] == {}
+    assert detector["look_again"] is None  # the chain alone looks once
 
 
 def test_a_sensitivity_above_zero_adds_the_segmenter_and_names_it(tmp_path, model):
@@ -56,6 +57,7 @@ def test_a_sensitivity_above_zero_adds_the_segmenter_and_names_it(tmp_path, mode
     assert detector["weights"] == [{"name": "damage-net.safetensors", "sha256": sha256_file(default_detector_path())},
                                    {"name": "damage-segmenter.safetensors", "sha256": sha256_file(default_segmenter_path())}]
     assert detector["sensitivity"] == 0.5 and set(detector["classes_found"]) <= set(DAMAGE_CLASSES)
+    assert detector["look_again"]["reach_px"] > 0 and 0 <= detector["look_again"]["repaired_fraction"] < 0.5
     assert "damage-segmenter.safetensors" in record["extra"]["mask_source"]
 
 
@@ -135,3 +137,72 @@ def test_queue_add_accepts_auto_and_refuses_scope_mask_without_a_mask(tmp_path, 
     assert cli_main(["queue", "add", str(scan), "-o", str(tmp_path / "a.png"), "--mask", "auto"]) == 0
     assert cli_main(["queue", "add", str(scan), "-o", str(tmp_path / "b.png"), "--scope", "mask"]) == 2
     assert "no damage mask" in capsys.readouterr().err
+
+
+def test_second_pass_mask_keeps_only_what_lies_on_or_beside_the_first_repair():
+    from restorer_app.restore.damage_finder import GROWTH, LOOK_AGAIN_REACH, second_pass_mask
+
+    first = np.zeros((80, 80), bool)
+    first[20:24, 10:40] = True
+    found = np.zeros((80, 80), bool)
+    found[22, 38:46] = True  # the rest of a scratch the first look cut short
+    found[70, 70] = True  # picture far away, judged clean the first time
+    second = second_pass_mask(first, found)
+    assert second[22, 38:46].all() and second[22 - GROWTH, 42]  # kept, grown like the first look
+    assert not second[60:, 60:].any()
+    assert not second[22 + LOOK_AGAIN_REACH + 2 :, :].any()
+
+
+def test_no_second_look_at_sensitivity_zero(monkeypatch):
+    from restorer_app.restore import damage_finder
+
+    monkeypatch.setattr(damage_finder, "segment", lambda *a, **k: pytest.fail("the segmenter ran at sensitivity 0"))
+    first = damage_finder.FoundDamage(repair=np.ones((8, 8), bool), found=np.ones((8, 8), bool),
+                                      chain=np.ones((8, 8), bool), sensitivity=0.0)
+    assert not damage_finder.look_again(first, np.zeros((8, 8, 3), np.float32)).any()
+
+
+def test_look_again_repairs_a_second_pass_that_resumes_from_its_own_patches(tmp_path, model, monkeypatch):
+    """What the second look finds is restored in a pass of its own; its patches are stored apart
+    from the first pass's, so a rerun from the store solves nothing and writes the same bytes."""
+    from restorer_app.jobs.restore_file import SecondPassStore, restore_file
+    from restorer_app.restore import damage_finder
+    from restorer_app.restore.settings import RestoreSettings
+    from tests.conftest import DictStore
+
+    damaged, _ = add_scratches(synthetic_photo(128, 128, seed=2), rng=5)
+    pixels = (damaged * 255).round().astype(np.uint8)
+    scan = tmp_path / "scan.png"
+    Image.fromarray(pixels).save(scan)
+    looked = []
+
+    def second_look(first, restored, should_stop=None):
+        looked.append(first.repair.copy())
+        again = np.zeros(first.repair.shape, bool)
+        again[100:110, 100:120] = True  # far from the scratches: only the second pass touches it
+        return again & ~first.repair
+
+    monkeypatch.setattr(damage_finder, "look_again", second_look)
+    settings = RestoreSettings(preset="fast", device="cpu", sensitivity=0.5, model_path=str(model))
+    store, seen, totals = DictStore(), [], []
+    summary = restore_file(scan, tmp_path / "a.png", settings, mask_path="auto", patch_store=store,
+                           on_progress=lambda p: seen.append((p.done, p.total)), on_plan=lambda p: totals.append(p.patches))
+    first = looked[0]
+    out = np.asarray(Image.open(tmp_path / "a.png"))
+    second_only = np.zeros(first.shape, bool)
+    second_only[100:110, 100:120] = True
+    second_only &= ~first
+    assert (out[second_only] != pixels[second_only]).any()
+    assert any(i >= SecondPassStore.OFFSET for i in store.patches) and any(i < SecondPassStore.OFFSET for i in store.patches)
+    record = json.loads((tmp_path / "a.png.provenance.json").read_text())
+    look = record["extra"]["detector"]["look_again"]
+    assert look["patches"] > 0 and look["repaired_fraction"] == pytest.approx(second_only.mean(), abs=1e-6)
+    assert summary["computed"] == len(store.patches)
+    # one progress count over both passes: it never goes back and ends at both passes' patches
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (len(store.patches), len(store.patches))
+    assert totals == [summary["patches"], len(store.patches)]
+
+    puts = store.puts
+    again = restore_file(scan, tmp_path / "b.png", settings, mask_path="auto", patch_store=store)
+    assert store.puts == puts and again["computed"] == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png")), out)

@@ -7,7 +7,7 @@ same input and settings give the same output bytes whichever of them ran it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +19,7 @@ from restorer_app.imaging.atomic import atomic_output
 from restorer_app.imaging.io import check_output_path, read_image, read_mask, write_image
 from restorer_app.imaging.provenance import sha256_file, write_provenance, xmp_history_entry
 from restorer_app.restore.changes import change_map, change_summary
+from restorer_app.restore import damage_finder
 from restorer_app.restore.damage_finder import FoundDamage
 from restorer_app.restore.detect import DetectionStopped
 from restorer_app.restore.pipeline import LocalSolver, PatchProgress, Plan, RestoreCancelled, Solver, StepProgress, restore_image
@@ -44,6 +45,30 @@ def find_scan_damage(image: np.ndarray, sensitivity: float, should_stop: Callabl
     from restorer_app.restore import damage_finder  # looked up at call time: the GUI tests replace it
 
     return damage_finder.find_damage(image, sensitivity, should_stop)
+
+
+class SecondPassStore:
+    """The job's patch store as the look-again pass sees it: its patches under indices of their
+    own (``OFFSET`` + index), so a resumed job finds both passes' patches and mixes up none."""
+
+    OFFSET = 10_000_000
+
+    def __init__(self, store):
+        self.store = store
+
+    @property
+    def threads(self) -> int | None:
+        return self.store.threads
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        self.store.threads = count
+
+    def get(self, index: int):
+        return self.store.get(self.OFFSET + index)
+
+    def put(self, index: int, patch) -> None:
+        self.store.put(self.OFFSET + index, patch)
 
 
 def load_mask(mask_path, scan, should_stop: Callable[[], bool] | None = None,
@@ -120,6 +145,31 @@ def restore_file(
 
     restored, spread = restore_image(image, mask, settings, None, progress, should_stop, patch_store, plan_made,
                                      with_spread=True, on_step=on_step, solver=solver)
+    again = None
+    if found is not None:  # look again at what the first pass repaired (once; nothing at sensitivity 0)
+        first = plans[0].patches
+        try:
+            again = damage_finder.look_again(found, restored, should_stop)
+        except DetectionStopped:
+            raise RestoreCancelled(first, first, "cancelled while looking again at the repair") from None
+        if again.any():  # its patches count on from the first pass's, so progress never goes back
+
+            def second_plan(plan: Plan) -> None:
+                plans.append(plan)
+                if on_plan:
+                    on_plan(replace(plan, patches=first + plan.patches))
+
+            def second_step(update: StepProgress) -> None:
+                on_step(replace(update, done=first + update.done, total=first + update.total))
+
+            # only the pixels found again change: a noisy scan restored everywhere is not restored twice
+            restored, second_spread = restore_image(
+                restored, again, replace(settings, scope="mask"), None,
+                lambda update: progress(replace(update, done=first + update.done, total=first + update.total)),
+                should_stop, None if patch_store is None else SecondPassStore(patch_store), second_plan,
+                with_spread=True, on_step=second_step if on_step else None, solver=solver)
+            np.maximum(spread, second_spread, out=spread)
+            mask = mask | again
     if scan.alpha is not None:
         restored = restored[:, :, :-1]
     finished = dt.datetime.now(dt.timezone.utc)
@@ -158,7 +208,7 @@ def restore_file(
         patch_stats=patch_stats,
         extra={"plan": asdict(plan), "mask_source": _mask_source(mask_path, found), "changes": summary,
                "changes_file": changes_path(output_path).name, "model_info": solver.model_info,
-               "detector": None if found is None else _detector_record(found)},
+               "detector": None if found is None else _detector_record(found, again, plans[1:])},
     )
     return {"output": str(output_path), "provenance": str(record_path), "scope": plan.scope,
             "changes": summary, **patch_stats}
@@ -173,8 +223,13 @@ def _mask_source(mask_path, found: FoundDamage | None) -> str:
     return f"detected automatically (restorer detect, {' + '.join(path.name for path in found.weights)})"
 
 
-def _detector_record(found: FoundDamage) -> dict:
-    """The provenance's account of an automatic mask: networks, sensitivity, kinds found."""
+def _detector_record(found: FoundDamage, again: np.ndarray | None, second: list[Plan]) -> dict:
+    """The provenance's account of an automatic mask: networks, sensitivity, kinds found, and what
+    the second look at the repaired picture added (its share of the scan and its patches)."""
+    look_again = None
+    if found.sensitivity > 0 and again is not None:
+        look_again = {"reach_px": damage_finder.LOOK_AGAIN_REACH, "repaired_fraction": round(float(again.mean()), 6),
+                      "patches": second[0].patches if second else 0}
     return {"weights": [{"name": path.name, "sha256": sha256_file(path)} for path in found.weights],
             "sensitivity": found.sensitivity, "repaired_fraction": round(float(found.repair.mean()), 6),
-            "classes_found": found.classes}
+            "classes_found": found.classes, "look_again": look_again}

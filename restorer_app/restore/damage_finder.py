@@ -9,7 +9,12 @@ detectors that see different damage find together.
   scratches) and names its kind, but misses much of the crisp debris the chain finds.
 
 The repair mask is their union, the segmenter's part grown by ``GROWTH`` px so that the fill
-never continues a defect's soft fringe. The sensitivity (0-1) sets the segmenter's threshold
+never continues a defect's soft fringe. Above sensitivity 0 a restoration then looks again
+(:func:`look_again`): the segmenter runs on the repaired picture, and what it still finds on or
+within ``LOOK_AGAIN_REACH`` px of the repair (a fill that continued a defect, the rest of a
+defect the first look cut short) is repaired in a second pass, once.
+
+The sensitivity (0-1) sets the segmenter's threshold
 (:func:`~restorer_app.restore.segmenter.sensitivity_threshold`); at 0 the segmenter is not run and
 the chain alone decides, which is the default: on real scans the segmenter also marks picture
 (highlights in foliage and water, thin bright lines such as ropes and rails, eyes, jewellery),
@@ -38,6 +43,10 @@ from restorer_app.restore.segmenter import (
 #: px the segmenter's detection is grown by: its soft edge (measured on the simulator's validation
 #: split, ``benchmarks/real_damage.py --grow``).
 GROWTH = 2
+
+#: px around the first repair within which the second look's findings are repaired (what a repair
+#: left of a defect lies on it or next to it; farther away is picture the first look judged clean).
+LOOK_AGAIN_REACH = 8
 
 
 @dataclass
@@ -84,6 +93,27 @@ def find_damage(image: np.ndarray, sensitivity: float = DEFAULT_SENSITIVITY,
     classes = {name: round(float(count) / learned.size, 6) for name, count in zip(result.class_names, kinds) if count}
     return FoundDamage(repair=combine(chain, learned), found=chain | learned, chain=chain, classes=classes,
                        sensitivity=float(sensitivity), weights=[detect.detector_weights(image), path])
+
+
+def second_pass_mask(first_repair: np.ndarray, found_again: np.ndarray, reach: int = LOOK_AGAIN_REACH) -> np.ndarray:
+    """What a second pass repairs: the segmenter's detection on the repaired picture, grown like the
+    first, where it lies within ``reach`` px of the first repair (on it: a fill that continued a
+    defect; beside it: the rest of a defect the first look cut short)."""
+    return grow(found_again, GROWTH) & grow(first_repair, reach)
+
+
+def look_again(first: FoundDamage, restored: np.ndarray, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """The second pass's mask for a scan repaired with ``first.repair`` (``restored``: the result,
+    alpha ignored): the segmenter run again at the same sensitivity, on the whole picture since its
+    receptive field is wider than any window around the repair. Nothing at sensitivity 0 (the chain
+    finds crisp debris to its whole extent). The second look is never followed by a third."""
+    if first.sensitivity == 0 or not first.repair.any():
+        return np.zeros_like(first.repair)
+    try:
+        result = segment(_segmenter(default_segmenter_path()), restored, should_stop=should_stop)
+    except SegmentStopped as stopped:
+        raise detect.DetectionStopped(str(stopped)) from None
+    return second_pass_mask(first.repair, result.probability >= sensitivity_threshold(first.sensitivity))
 
 
 def combine(chain: np.ndarray, learned: np.ndarray) -> np.ndarray:
