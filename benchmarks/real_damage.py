@@ -23,7 +23,8 @@ built for, so a detector that replaces it must not lose them.
 With ``--look-again PX`` also the union after the product's second look (``look_again``: the
 damaged picture filled by Navier-Stokes inside the union, the segmenter run again, what it finds
 within PX px of the union added): whether detecting on the repaired result finds what the first
-look left.
+look left; with ``--flow`` too, the flow's repair of the union and the product's second pass
+over it (the segmenter run on the flow's result).
 Then the human-masked real scan ``abraham.jpg`` (pixel F1 of the detection against the person's
 mask) when ``../shared/data/realdata`` is there.
 
@@ -100,12 +101,24 @@ def navier_stokes_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return inpaint(navier_stokes, image, mask, degradation_info("scratches"))
 
 
-def flow_psnr(case, repair: np.ndarray, preset: str) -> float:
+def flow_restore(image: np.ndarray, repair: np.ndarray, preset: str) -> np.ndarray:
     from restorer_app.restore.pipeline import restore_image
     from restorer_app.restore.settings import RestoreSettings
 
-    restored = restore_image(case.image, repair, RestoreSettings(preset=preset, device="cpu", scope="mask"))
-    return masked_psnr(case.clean, restored, case.mask)
+    return restore_image(image, repair, RestoreSettings(preset=preset, device="cpu", scope="mask"))
+
+
+def flow_psnr(case, repair: np.ndarray, preset: str) -> float:
+    return masked_psnr(case.clean, flow_restore(case.image, repair, preset), case.mask)
+
+
+def flow_look_again(case, net, threshold: float, repair: np.ndarray, reach: int, preset: str) -> tuple[float, float]:
+    """PSNR inside the damage after the flow's repair of ``repair``, and after the product's second
+    pass over what the segmenter finds again in that result (as ``restore_file`` does)."""
+    restored = flow_restore(case.image, repair, preset)
+    again = second_pass_mask(repair, segment(net, restored).probability >= threshold, reach)
+    second = flow_restore(restored, again, preset) if again.any() else restored
+    return masked_psnr(case.clean, restored, case.mask), masked_psnr(case.clean, second, case.mask)
 
 
 @dataclass
@@ -171,6 +184,9 @@ def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = No
                              "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, again), case.mask)}
     if flow is not None:
         row["segmenter"]["flow_psnr"] = flow_psnr(case, repair, flow)
+        if reach:
+            row["union"]["flow_psnr"], row["look_again"]["flow_psnr"] = flow_look_again(
+                case, net, threshold, union, reach, flow)
     return row
 
 
@@ -209,9 +225,9 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "ns_true_mask_psnr": float(np.mean([r["ns_true_mask_psnr"] for r in mine])),
                 "input_psnr": float(np.mean([r["input_psnr"] for r in mine])),
             })
-            flows = [r for r in mine if "flow_psnr" in r["segmenter"]]
-            if method == "segmenter" and flows:
-                table[-1].update(flow_cases=len(flows), flow_psnr=float(np.mean([r["segmenter"]["flow_psnr"] for r in flows])),
+            flows = [r for r in mine if "flow_psnr" in r[method]]
+            if flows:
+                table[-1].update(flow_cases=len(flows), flow_psnr=float(np.mean([r[method]["flow_psnr"] for r in flows])),
                                  flow_ns_true_mask_psnr=float(np.mean([r["ns_true_mask_psnr"] for r in flows])))
     return table
 
@@ -253,7 +269,7 @@ def main() -> None:
     for t in table:
         print(t["set"], t["method"], "left by class:", t["left_by_class"])
         if "flow_psnr" in t:
-            print(f"{t['set']}: flow ({args.flow}) with the repair mask {t['flow_psnr']:.2f} dB inside the damage, "
+            print(f"{t['set']}: flow ({args.flow}) with the {t['method']} mask {t['flow_psnr']:.2f} dB inside the damage, "
                   f"N-S with the true mask {t['flow_ns_true_mask_psnr']:.2f} ({t['flow_cases']} cases)")
     if real is not None:
         print("abraham.jpg pixel F1: segmenter {:.3f} (grown {:.3f}), product {:.3f}, union {:.3f}, top-hat {:.3f}".format(
