@@ -53,7 +53,7 @@ PRESETS: dict[str, dict] = {
         "fp32_tail": 10,
         "flips": 4,
         "holes_only": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20,
-                       "light": {"stages": [(1, 5), (2, 5), (3, 15)], "lr": 4e-2, "fp32_tail": 5, "below": 0.05}},
+                       "light": {"stages": [(1, 5), (2, 5), (3, 15)], "lr": 4e-2, "fp32_tail": 5, "below": 0.01}},
     },
     # best: the 100-step path on the patch and its three mirror images, averaged (self-ensemble)
     "best": {
