@@ -58,7 +58,7 @@ def test_eta_is_seconds_per_step_times_steps_left():
     now = [100.0]
     seen: list[StepProgress] = []
     reporter = pipeline._StepReporter(seen.append, plan, total=10, slice_size=4, started=100.0, clock=lambda: now[0])
-    reporter.start_batch(0, 4, 4)
+    reporter.start_batch(0, 4)
     assert seen[-1].eta_s is None and seen[-1].done == 0
     on_step = reporter.for_chunk(0, 4)
     for k in range(1, 11):

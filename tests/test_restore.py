@@ -251,6 +251,30 @@ def test_blockiness_detects_jpeg_and_sets_a_softer_lambda():
     assert sigma_noise * 255 == pytest.approx(15, rel=0.25) and lam_noise < lam_clean
 
 
+def test_barely_damaged_tiles_take_the_light_schedule(tiny_flow):
+    # standard's holes schedule has a light variant: a window less than `below` damaged takes it
+    from restorer_app.restore.pipeline import light_schedule, steps_per_run
+
+    photo = synthetic_photo(40, 40, seed=7)
+    mask = np.zeros((40, 40), bool)
+    mask[3, 3] = True  # a speck: its window is barely damaged
+    mask[22:38, 22:38] = True  # a hole: its windows are not
+    settings = RestoreSettings(preset="standard", device="cpu", mixed_precision=False, batch_size=2)
+    plans, runs = [], set()
+    restored = restore_image(photo, mask, settings, model=tiny_flow, on_plan=plans.append,
+                             on_step=lambda p: runs.add(p.batch_steps_total))
+    plan = plans[0]
+    assert plan.schedule["stages"] == PRESETS["standard"]["holes_only"]["stages"]
+    assert 0 < plan.light_patches < plan.patches
+    light = light_schedule(plan.schedule)
+    assert light["flips"] == plan.schedule["flips"] and steps_per_run(light) < steps_per_run(plan.schedule)
+    assert {steps_per_run(light), steps_per_run(plan.schedule)} <= runs
+    assert np.array_equal(restored[~mask], photo[~mask]) and np.isfinite(restored).all()
+    fast = RestoreSettings(preset="fast", device="cpu", mixed_precision=False)
+    restore_image(photo, mask, fast, model=tiny_flow, on_plan=plans.append)
+    assert plans[-1].light_patches == 0  # no light variant: every tile takes the one schedule
+
+
 def test_blockiness_does_not_depend_on_its_bands(monkeypatch):
     # measured in bands of rows to keep a large scan's memory flat: bands must not change the figure
     from restorer_app.restore import strength

@@ -127,6 +127,7 @@ class Plan:
     tiles_in_image: int = 0
     views: int = 1  # restorations averaged per tile; more than one gives a spread
     threads: int = 0  # CPU threads that solve every batch of the job (0: a GPU, or as they are)
+    light_patches: int = 0  # tiles solved with the schedule's ``light`` variant (barely damaged windows)
 
 
 @dataclass
@@ -139,13 +140,15 @@ class BatchWork:
     plan: Plan
     margin: int
     windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+    schedule: dict  # the plan's schedule, or its light variant for a batch of barely damaged tiles
 
     def __len__(self) -> int:
         return len(next(iter(self.windows.values()))[0])
 
     def split(self, at: int) -> tuple["BatchWork", "BatchWork"]:
         def part(rows: slice) -> BatchWork:
-            return BatchWork(self.plan, self.margin, {k: (p[rows], d[rows]) for k, (p, d) in self.windows.items()})
+            return BatchWork(self.plan, self.margin, {k: (p[rows], d[rows]) for k, (p, d) in self.windows.items()},
+                             self.schedule)
 
         return part(slice(None, at)), part(slice(at, None))
 
@@ -225,6 +228,40 @@ def tiles_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[
     return [tile for tile in tiles if extract_patch(grown, grid, tile).any()]
 
 
+def light_schedule(schedule: dict) -> dict | None:
+    """The schedule's ``light`` variant for tiles whose window is barely damaged (its ``below``:
+    the damaged share of the window under which a tile counts as light), or None."""
+    light = schedule.get("light")
+    if light is None:
+        return None
+    return {**{k: v for k, v in schedule.items() if k != "light"}, **{k: v for k, v in light.items() if k != "below"}}
+
+
+def slice_batches(grid: TileGrid, mask: np.ndarray | None, solve: list[Tile], plan: Plan,
+                  size: int) -> tuple[list[list[Tile]], list[dict]]:
+    """The tiles to solve in fixed slices of ``size``, and each slice's schedule: where the plan's
+    schedule has a ``light`` variant, tiles whose window is damaged under its ``below`` share are
+    sliced apart and take it (a speck pins most of its window: the known pixels decide it). The
+    slices are ordered by their first tile, so the streaming assembler never waits long.
+    Sets ``plan.light_patches``."""
+    light = light_schedule(plan.schedule)
+    is_light = set()
+    if light is not None and mask is not None:
+        below = plan.schedule["light"]["below"]
+        is_light = {tile.index for tile in solve if extract_patch(mask, grid, tile).mean() < below}
+    plan.light_patches = len(is_light)
+    slices = []
+    for tiles, schedule in (([t for t in solve if t.index not in is_light], plan.schedule),
+                            ([t for t in solve if t.index in is_light], light)):
+        slices += [(tiles[first : first + size], schedule) for first in range(0, len(tiles), size)]
+    slices.sort(key=lambda part: part[0][0].index)
+    return [tiles for tiles, _ in slices], [schedule for _, schedule in slices]
+
+
+def steps_per_run(schedule: dict) -> int:
+    return sum(steps for _, steps in schedule["stages"])
+
+
 def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid,
               solve: list[Tile] | None = None, bf16: bool | None = None, threads: int = 0) -> Plan:
     """``bf16``: whether the solving device has bf16 units (None: ask ``device`` here);
@@ -301,15 +338,16 @@ def restore_image(
                      threads=recorded or solver.threads)  # a resumed job keeps its count
     if patch_store is not None and recorded is None and plan.threads:
         patch_store.threads = plan.threads
+    size = plan.batch_size  # the fixed slices (a CUDA out-of-memory splits a slice, never moves it)
+    batches, schedules = slice_batches(grid, mask, solve, plan, size)
     if on_plan:
         on_plan(plan)
     restored = np.empty((height, width, 3), dtype=np.float32)
     spread = np.empty((height, width, 1), dtype=np.float32)
     assembler = Assembler(grid, (restored, spread))
     unsolved = _Unsolved(grid, colour, solve, assembler)
-    size = plan.batch_size  # the fixed slices (a CUDA out-of-memory splits a slice, never moves it)
-    batches = [solve[first : first + size] for first in range(0, len(solve), size)]
-    steps = _StepReporter(on_step, plan, len(solve), size, started) if on_step is not None else None
+    runs = [(len(batch), steps_per_run(schedule)) for batch, schedule in zip(batches, schedules)]
+    steps = _StepReporter(on_step, plan, len(solve), size, started, runs=runs) if on_step is not None else None
     pending: deque = deque()  # (batch, its stored patches, Submitted or None when all stored), oldest first
     done = ahead = 0
     try:
@@ -317,12 +355,12 @@ def restore_image(
             if should_stop is not None and should_stop():
                 raise RestoreCancelled(done, len(solve))
             while ahead < len(batches) and len(pending) < solver.lookahead:
-                batch = batches[ahead]
+                batch, schedule = batches[ahead], schedules[ahead]
                 stored = {t.index: patch_store.get(t.index) for t in batch} if patch_store is not None else {}
                 submitted = None
                 # a batch partly stored (a kill mid-way) is solved whole: same companions
                 if any(stored.get(t.index) is None for t in batch):
-                    submitted = solver.submit(functools.partial(batch_work, colour, mask, grid, batch, plan),
+                    submitted = solver.submit(functools.partial(batch_work, colour, mask, grid, batch, plan, schedule),
                                               wait=not pending, should_stop=should_stop)
                     if submitted is None:
                         break
@@ -330,7 +368,7 @@ def restore_image(
                 ahead += 1
             batch, stored, submitted = pending.popleft()
             if steps is not None:
-                steps.start_batch(done, len(batch) if submitted else 0, done + len(batch))
+                steps.start_batch(done, len(batch) if submitted else 0)
             result = submitted.result(steps, should_stop) if submitted else None
             for i, tile in enumerate(batch):
                 unsolved.add_before(tile.index)
@@ -428,22 +466,33 @@ def _progress(grid: TileGrid, tile: Tile, patch, done, total, from_store, stats)
 class _StepReporter:
     """Turns the solver's step counts into :class:`StepProgress` with a measured ETA:
     seconds per step (over the last ``ETA_WINDOW_S``, after ``ETA_WARMUP_STEPS``, batch set-up
-    and store writes included) x steps left (the batch in work, then a full schedule per chunk
-    of every batch still to come)."""
+    and store writes included) x steps left (the batch in work, then its schedule's steps per
+    chunk of every batch still to come)."""
 
-    def __init__(self, on_step, plan: Plan, total: int, slice_size: int, started: float, clock=time.monotonic):
-        self.on_step, self.plan, self.total, self.slice_size = on_step, plan, total, slice_size
-        self.per_run = sum(steps for _, steps in plan.schedule["stages"])
+    def __init__(self, on_step, plan: Plan, total: int, slice_size: int, started: float, clock=time.monotonic,
+                 runs: list[tuple[int, int]] | None = None):
+        """``runs``: (tiles, steps of one run of its schedule) per slice in order (default: slices
+        of ``slice_size`` with the plan's schedule)."""
+        self.on_step, self.plan, self.total = on_step, plan, total
+        if runs is None:
+            per_run = steps_per_run(plan.schedule)
+            runs = [(min(slice_size, total - first), per_run) for first in range(0, total, slice_size)]
+        self.runs = runs
+        self.slice = -1  # the slice in work
+        self.per_run = runs[0][1] if runs else 0
         self.clock, self.started = clock, started
         self.steps = 0  # optimiser steps computed by this call
         self.samples: deque = deque()  # (time, steps) after the warm-up
         self.high = 0.0  # the most done ever reported: progress never goes back
         self.patch_rate: float | None = None
-        self.base, self.todo, self.next_index = 0.0, 0, 0
+        self.base, self.todo = 0.0, 0
         self.offset = self.chunk = self.chunk_done = self.chunk_total = 0
 
-    def start_batch(self, base: int, todo: int, next_index: int) -> None:
-        self.base, self.todo, self.next_index = float(base), todo, next_index
+    def start_batch(self, base: int, todo: int) -> None:
+        """The next slice begins: ``base`` tiles done before it, ``todo`` of its tiles to solve here."""
+        self.base, self.todo = float(base), todo
+        self.slice += 1
+        self.per_run = self.runs[self.slice][1]
         self.offset = self.chunk = self.chunk_done = self.chunk_total = 0
         self._emit()
 
@@ -494,9 +543,7 @@ class _StepReporter:
         chunks = lambda n: math.ceil(n / max(1, self.plan.batch_size))  # noqa: E731 (OOM may shrink it)
         left = self.chunk_total - self.chunk_done if self.chunk else 0
         left += chunks(self.todo - self.offset - self.chunk) * self.per_run
-        rest = self.total - self.next_index
-        full, part = divmod(rest, self.slice_size)
-        return left + (full * chunks(self.slice_size) + (chunks(part) if part else 0)) * self.per_run
+        return left + sum(chunks(tiles) * per_run for tiles, per_run in self.runs[self.slice + 1 :])
 
     def _emit(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -534,11 +581,12 @@ def solve_work(model, work: BatchWork, device, steps: _StepReporter | None = Non
         return BatchResult(np.concatenate([left.patches, right.patches]), left.stats + right.stats)
 
 
-def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan) -> BatchWork:
-    """The windows of ``tiles`` under every window shift of the plan's views."""
+def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan, schedule: dict | None = None) -> BatchWork:
+    """The windows of ``tiles`` under every window shift of the plan's views, to be solved with
+    ``schedule`` (default: the plan's)."""
     shifts = dict.fromkeys(view.shift for view in views_for(plan.schedule, grid.margin))
     windows = {shift: extract_windows(colour, mask, grid, [shifted_tile(t, shift) for t in tiles]) for shift in shifts}
-    return BatchWork(plan, grid.margin, windows)
+    return BatchWork(plan, grid.margin, windows, plan.schedule if schedule is None else schedule)
 
 
 def extract_windows(colour, mask, grid: TileGrid, tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
@@ -563,7 +611,7 @@ def to_batch(arrays, device) -> torch.Tensor:
 
 def _solve_chunk(model, work: BatchWork, device, on_step=None, should_stop=None) -> BatchResult:
     plan = work.plan
-    schedule = plan.schedule
+    schedule = work.schedule
     views = views_for(schedule, work.margin)
     inputs = {}  # per window shift: mirrored views share one extraction, hole fill and blur
     for shift, (patches, damaged) in work.windows.items():

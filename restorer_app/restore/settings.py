@@ -45,13 +45,16 @@ PRESETS: dict[str, dict] = {
     "fast": {"stages": [(1, 6), (2, 6), (3, 13)], "lr": 6e-2, "fp32_tail": 5, "flips": 4},
     # standard: 50 steps on the patch and its three mirror images (beats the paper's single
     # 300-step path on noise and JPEG at 2/3 of its cost); holes in a clean scan take the
-    # 100-step path at a smaller step under the same mirrors
+    # 100-step path at a smaller step under the same mirrors, except in a window less than
+    # ``below`` damaged (a speck, a hair, a crossing scratch), where the known pixels decide the
+    # fill and a quarter of the steps at the larger step does as well (pipeline.slice_batches)
     "standard": {
         "stages": [(1, 10), (2, 10), (3, 30)],
         "lr": 4e-2,
         "fp32_tail": 10,
         "flips": 4,
-        "holes_only": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20},
+        "holes_only": {"stages": [(1, 20), (2, 20), (3, 60)], "lr": 1e-2, "fp32_tail": 20,
+                       "light": {"stages": [(1, 5), (2, 5), (3, 15)], "lr": 4e-2, "fp32_tail": 5, "below": 0.01}},
     },
     # best: the 100-step path on the patch and its three mirror images, averaged (self-ensemble)
     "best": {
