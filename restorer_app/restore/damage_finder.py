@@ -18,9 +18,9 @@ The sensitivity (0-1) sets the segmenter's threshold
 (:func:`~restorer_app.restore.segmenter.sensitivity_threshold`); at 0 the segmenter is not run and
 the chain alone decides, which is the default: on real scans the segmenter also marks picture
 (highlights in foliage and water, thin bright lines such as ropes and rails, eyes, jewellery),
-so it is the archivist's choice to raise it (0.5 on simulated old-print damage: defects left
-visible 69 / 63 % instead of 99.8 / 99.4 %, clean picture flagged 0.89 / 0.31 % instead of
-0.35 / 0.08 %, McMaster18 / CBSD68). Figures:
+so it is the archivist's choice to raise it (0.5 on simulated old-print damage, after the second
+look: defects left visible 67 / 61 % instead of 100 / 99.7 %, clean picture flagged 1.07 / 0.46 %
+instead of 0.34 / 0.07 %, McMaster18 / CBSD68). Figures:
 ``models/damage-segmenter.md`` and ``docs/QUALITY.md`` (``python -m benchmarks.real_damage``).
 """
 
