@@ -110,6 +110,7 @@ def _branching(canvas: Canvas, rng: np.random.Generator, budget: float, colour: 
 
 
 def _plate(canvas: Canvas, rng: np.random.Generator, budget: float) -> tuple[list[Layer], dict]:
+    """A crack of the glass negative (see the module docstring): smooth arcs in the print's own tone."""
     h, w = canvas.shape
     width = float(1.0 + 1.5 * rng.random() ** 2)
     soft = float(rng.uniform(0.3, 0.7))
@@ -237,8 +238,7 @@ def draw(canvas: Canvas, rng: np.random.Generator, budget: float, shapes: ShapeL
     opacity = float(rng.uniform(0.7, 1.0))
     soft = float(rng.uniform(0.3, 0.8))
     if rng.random() < 0.3:
-        layers, params = _plate(canvas, rng, budget)
-        return layers, params
+        return _plate(canvas, rng, budget)
     if budget >= 1500 and rng.random() < 0.4:
         layers, params = _web(canvas, rng, budget, colour, opacity, soft, light)
     else:
