@@ -139,11 +139,10 @@ def scratches_case(image: np.ndarray, seed: int) -> ScratchCase:
     return ScratchCase(damaged, grainy, mask, mask.astype(np.uint8) * class_id("print_scratch"))
 
 
-def look_again(net, threshold: float, image: np.ndarray, repair: np.ndarray, reach: int) -> np.ndarray:
+def look_again(net, threshold: float, filled: np.ndarray, repair: np.ndarray, reach: int) -> np.ndarray:
     """The repair mask after the product's second look (``damage_finder.second_pass_mask``): the
-    segmenter run again on ``image`` filled by Navier-Stokes inside ``repair`` (a stand-in for the
-    flow's repair), what it finds within ``reach`` px of ``repair`` added to it."""
-    filled = navier_stokes_fill(image, repair)
+    segmenter run again on the picture ``filled`` inside ``repair`` (by Navier-Stokes, a stand-in
+    for the flow's repair), what it finds within ``reach`` px of ``repair`` added to it."""
     return repair | second_pass_mask(repair, segment(net, filled).probability >= threshold, reach)
 
 
@@ -159,6 +158,7 @@ def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = No
     product_clean = repair_mask(case.clean)
     union = combine(product, found)
     clean_found = segment(net, case.clean).probability >= threshold
+    union_filled = navier_stokes_fill(case.image, union)
     row = {"damaged_fraction": float(case.mask.mean()), "tone": case.tone, "seconds": seconds,
            "segmenter": {**pixel_scores(found, case.mask), "clean_flagged": float(clean_found.mean()),
                          "defects": defects_left(case.mask, case.classes, repair),
@@ -169,15 +169,16 @@ def evaluate(net, image, seed, shapes, threshold, grow_px, flow: str | None = No
            "union": {**pixel_scores(union, case.mask),
                      "clean_flagged": float((product_clean | clean_found).mean()),
                      "defects": defects_left(case.mask, case.classes, union),
-                     "ns_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, union), case.mask)},
+                     "ns_psnr": masked_psnr(case.clean, union_filled, case.mask)},
            "tophat": {**pixel_scores(base, case.mask), "clean_flagged": float(tophat_baseline(case.clean).mean()),
                       "defects": defects_left(case.mask, case.classes, grow(base, grow_px))},
            "ns_true_mask_psnr": masked_psnr(case.clean, navier_stokes_fill(case.image, case.mask), case.mask),
            "input_psnr": masked_psnr(case.clean, case.image, case.mask)}
     if reach:
-        again = look_again(net, threshold, case.image, union, reach)
+        again = look_again(net, threshold, union_filled, union, reach)
         first_clean = combine(product_clean, clean_found)
-        added_clean = look_again(net, threshold, case.clean, first_clean, reach) & ~first_clean
+        added_clean = look_again(net, threshold, navier_stokes_fill(case.clean, first_clean), first_clean,
+                                 reach) & ~first_clean
         row["look_again"] = {**pixel_scores(again, case.mask),
                              "clean_flagged": float((product_clean | clean_found | added_clean).mean()),
                              "defects": defects_left(case.mask, case.classes, again),
@@ -202,7 +203,9 @@ def abraham(net, threshold, grow_px, reach: int = 0) -> dict | None:
               "product": pixel_scores(product, truth), "union": pixel_scores(combine(product, found), truth),
               "tophat": pixel_scores(tophat_baseline(image), truth), "flagged_fraction": float(found.mean())}
     if reach:
-        scores["look_again"] = pixel_scores(look_again(net, threshold, image, combine(product, found), reach), truth)
+        union = combine(product, found)
+        scores["look_again"] = pixel_scores(look_again(net, threshold, navier_stokes_fill(image, union), union, reach),
+                                            truth)
     return scores
 
 

@@ -57,7 +57,8 @@ def test_eta_is_seconds_per_step_times_steps_left():
                          patches=10, schedule={"stages": [(1, 4), (2, 6)]})
     now = [100.0]
     seen: list[StepProgress] = []
-    reporter = pipeline._StepReporter(seen.append, plan, total=10, slice_size=4, started=100.0, clock=lambda: now[0])
+    runs = [(4, 10), (4, 10), (2, 10)]  # slices of 4 tiles, 10 steps a run
+    reporter = pipeline._StepReporter(seen.append, plan, total=10, runs=runs, started=100.0, clock=lambda: now[0])
     reporter.start_batch(0, 4)
     assert seen[-1].eta_s is None and seen[-1].done == 0
     on_step = reporter.for_chunk(0, 4)

@@ -347,7 +347,7 @@ def restore_image(
     assembler = Assembler(grid, (restored, spread))
     unsolved = _Unsolved(grid, colour, solve, assembler)
     runs = [(len(batch), steps_per_run(schedule)) for batch, schedule in zip(batches, schedules)]
-    steps = _StepReporter(on_step, plan, len(solve), size, started, runs=runs) if on_step is not None else None
+    steps = _StepReporter(on_step, plan, len(solve), runs, started) if on_step is not None else None
     pending: deque = deque()  # (batch, its stored patches, Submitted or None when all stored), oldest first
     done = ahead = 0
     try:
@@ -469,14 +469,10 @@ class _StepReporter:
     and store writes included) x steps left (the batch in work, then its schedule's steps per
     chunk of every batch still to come)."""
 
-    def __init__(self, on_step, plan: Plan, total: int, slice_size: int, started: float, clock=time.monotonic,
-                 runs: list[tuple[int, int]] | None = None):
-        """``runs``: (tiles, steps of one run of its schedule) per slice in order (default: slices
-        of ``slice_size`` with the plan's schedule)."""
+    def __init__(self, on_step, plan: Plan, total: int, runs: list[tuple[int, int]], started: float,
+                 clock=time.monotonic):
+        """``runs``: (tiles, steps of one run of its schedule) per slice, in order."""
         self.on_step, self.plan, self.total = on_step, plan, total
-        if runs is None:
-            per_run = steps_per_run(plan.schedule)
-            runs = [(min(slice_size, total - first), per_run) for first in range(0, total, slice_size)]
         self.runs = runs
         self.slice = -1  # the slice in work
         self.per_run = runs[0][1] if runs else 0
