@@ -1,5 +1,5 @@
-"""Damage detection on realistic damage: the learned segmenter (a candidate, not yet the product's
-detector), the product's repair mask and a top-hat baseline, on simulated and real damage.
+"""Damage detection on realistic damage: the learned segmenter, the hand-set chain's repair mask, their
+union (``--mask auto`` above sensitivity 0) and a top-hat baseline, on simulated and real damage.
 
 Cases: every evaluation photo, downscaled 2x by area averaging and centre-cropped to at most
 384x384, damaged by the damage simulator (``restorer_app.damage_sim``, default spec: every class,
