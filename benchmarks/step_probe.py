@@ -1,12 +1,13 @@
-"""PSNR inside the damage after each optimiser step of `standard`'s holes schedule, on its heavy
-windows (over ``light.below`` damaged): does a window converge, and when is it best?
+"""PSNR inside the damage after 0, 1, ... 99 optimiser steps of `standard`'s holes schedule, on its
+heavy windows (over ``light.below`` damaged): does a window converge, and when is it best?
 
 Each photo of ``--set`` is centre-cropped to 256x256 and damaged by the overnight benchmark's
 spec (seed 100 + i, as ``light_schedule.py``), or with ``--damage scratches`` cut and damaged as
 ``quality.py`` does (128-px crops of the 2x-downscaled photo, seed i). Its heavy windows are
 optimised as the solver does (coarse to fine, the four mirrored views), in float32 throughout,
-and after every step the views' average is scored against the clean window inside the damage,
-with how far the damaged pixels moved in that step. A probe for a per-patch convergence stop (lab notebook E113).
+and before every step the views' average is scored against the clean window inside the damage,
+with how far the damaged pixels moved since the last step. A probe for a per-patch convergence
+stop (lab notebook E113); it repeats the solver's loop to see inside it (``solver._objective``).
 
     OMP_NUM_THREADS=1 python -m benchmarks.step_probe --set kodak24 --limit 5 --tag kodak24
     OMP_NUM_THREADS=1 python -m benchmarks.step_probe --set kodak24 --limit 12 --damage scratches --tag kodak24_scratches
@@ -109,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
               for k in range(steps)]
     for k in range(0, steps, 10):
         print(f"step {k}: {pooled[k]:.3f} dB inside the damage, {len(rows)} windows")
+    settings_used = {"set": args.set, "damage": args.damage, "limit": args.limit, "schedule": "standard holes_only, float32"}
     write_result("step_probe", args.tag, {"benchmark": "step_probe", "cpu": platform.processor() or platform.machine(),
-                                          "versions": {"torch": torch.__version__}, "settings": {"set": args.set, "damage": args.damage,
-                                          "limit": args.limit, "schedule": "standard holes_only, float32"},
+                                          "versions": {"torch": torch.__version__}, "settings": settings_used,
                                           "pooled_psnr_by_step": pooled, "rows": rows})
     return 0
 
