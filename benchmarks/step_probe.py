@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, image, mask, clean_image in cases(args.set, args.limit, args.damage):
         grid = pipeline.plan_tiles(*mask.shape, patch=model.config.patch_size, margin=pipeline.MARGIN)
-        solve = pipeline.tiles_to_solve(grid, mask, "mask")
+        solve = pipeline.windows_to_solve(grid, mask, "mask")
         plan = pipeline.make_plan(image, mask, settings, torch.device("cpu"), grid, solve)
         if "light" not in plan.schedule:
             continue  # not a clean scan: the short path, no holes schedule

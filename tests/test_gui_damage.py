@@ -363,3 +363,15 @@ def test_live_preview_of_a_masked_job_shades_only_the_tiles_it_solves(window, en
     assert (shown[10:12, 18:20] == 0).all()  # the masked pixels show the restoration
     assert np.array_equal(shown[8:10, 16:24], doc.base.levels[0][8:10, 16:24])  # the rest stays as scanned
     assert doc.canvas._pending.sum() == 0
+
+
+def test_a_window_across_cells_clears_every_cell_under_its_box(window, env):
+    doc = window.open_file(write_png(env / "a.png", 40, 60))
+    pending = np.zeros((5, 8), bool)
+    pending[1:3, 2:4] = True  # a speck where four cells meet: one window answers for all four
+    mask = np.zeros((40, 60), bool)
+    mask[14:18, 22:26] = True
+    doc.start_live(8, 5, 8, pending, mask)
+    doc.show_patch((13, 21, 19, 27), np.zeros((6, 6, 3), np.float32))
+    assert doc.canvas._pending.sum() == 0
+    doc.stop_live()

@@ -13,7 +13,7 @@ from PIL import Image
 from restorer_app.cli import main as cli_main
 from restorer_app.flow.weights import save_model
 from restorer_app.jobs.restore_file import changes_path, restore_file
-from restorer_app.restore.pipeline import restore_image, tiles_to_solve
+from restorer_app.restore.pipeline import restore_image, windows_to_solve
 from restorer_app.restore.settings import RestoreSettings
 from restorer_app.restore.tiling import plan_tiles
 from tests.conftest import make_tiny_flow, synthetic_photo
@@ -27,12 +27,12 @@ def _scratch(height, width) -> np.ndarray:
     return mask
 
 
-def test_only_tiles_touching_the_mask_are_solved(tiny_flow):
+def test_only_windows_following_the_mask_are_solved(tiny_flow):
     photo = synthetic_photo(60, 70)
     mask = _scratch(60, 70)
     grid = plan_tiles(60, 70, patch=16, margin=4)  # tiles of 8 core pixels: 8 x 9 = 72
-    solved = tiles_to_solve(grid, mask, "mask")
-    assert 0 < len(solved) < 12 and len(tiles_to_solve(grid, mask, "image")) == len(grid)
+    solved = windows_to_solve(grid, mask, "mask")
+    assert 0 < len(solved) < 12 and len(windows_to_solve(grid, mask, "image")) == len(grid)
     reports = []
     out = restore_image(photo, mask, FAST, model=tiny_flow, on_progress=reports.append)
     assert len(reports) == len(solved) and reports[-1].total == len(solved)

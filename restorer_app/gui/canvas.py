@@ -88,11 +88,12 @@ class ImageCanvas(QWidget):
         self.update()
 
     def show_patch(self, box, pixels8: np.ndarray) -> None:
-        """Put restored 8-bit pixels in place (the live preview) and mark the cell done."""
+        """Put restored 8-bit pixels in place (the live preview) and mark the cells under them done."""
         self.pyramid.write(box, pixels8)
         self._invalidate("before", box)
         if self._pending is not None and self._core:
-            self._pending[box[0] // self._core, box[1] // self._core] = 0
+            y0, x0, y1, x1 = box
+            self._pending[y0 // self._core : (y1 - 1) // self._core + 1, x0 // self._core : (x1 - 1) // self._core + 1] = 0
         self.update()
 
     def set_pending_grid(self, core: int, rows: int, cols: int, pending: np.ndarray | None = None) -> None:

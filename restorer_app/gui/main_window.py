@@ -27,8 +27,9 @@ from restorer_app.gui.worker import QueueWorker
 from restorer_app.imaging.io import read_mask
 from restorer_app.jobs.queue import JobQueue, JobState
 from restorer_app.jobs.restore_file import AUTO_MASK
-from restorer_app.restore.pipeline import MARGIN, tiles_to_solve
+from restorer_app.restore.pipeline import MARGIN, windows_to_solve
 from restorer_app.restore.tiling import plan_tiles
+from restorer_app.restore.windows import pending_cells
 
 CHANGES_LEGEND = ("Changes: red = repaired (synthesised) pixels, green = cleaned pixels (brighter moved more), "
                   "blue = uncertainty; unchanged pixels are not tinted")
@@ -401,7 +402,7 @@ class MainWindow(QMainWindow):
         grid = plan_tiles(h, w, patch=patch, margin=MARGIN)
         pending = mask = None
         scope = job.settings.get("scope", "auto")
-        if job.mask_path and scope != "image":  # only the tiles touching the mask are solved
+        if job.mask_path and scope != "image":  # only the windows that follow the mask are solved
             pending = np.zeros((grid.rows, grid.cols), dtype=bool)
             if job.mask_path != AUTO_MASK:  # "auto": the detector decides when the job runs
                 try:
@@ -409,8 +410,7 @@ class MainWindow(QMainWindow):
                 except Exception:
                     pending = None
                 else:
-                    for tile in tiles_to_solve(grid, mask, "mask"):
-                        pending[tile.row, tile.col] = True
+                    pending = pending_cells(grid, windows_to_solve(grid, mask, "mask"))
         doc.start_live(grid.core, grid.rows, grid.cols, pending, mask)
 
     def toggle_compare(self) -> None:

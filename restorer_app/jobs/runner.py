@@ -29,6 +29,7 @@ from restorer_app.jobs.queue import Job, JobQueue, JobState, Owner
 from restorer_app.jobs.restore_file import restore_file
 from restorer_app.restore.pipeline import PatchProgress, RestoreCancelled, Solver, StepProgress
 from restorer_app.restore.settings import RestoreSettings
+from restorer_app.restore.windows import LAYOUT as WINDOW_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def _store_key(job: Job, settings: RestoreSettings, model) -> str:
-    """What the stored patches depend on; a change (a replaced input, another model) drops them."""
+    """What the stored patches depend on; a change (a replaced input, another model, another window
+    layout) drops them."""
 
     def stamp(path) -> list | str:
         path = Path(path)
@@ -230,5 +232,6 @@ def _store_key(job: Job, settings: RestoreSettings, model) -> str:
         "mask": stamp(job.mask_path) if job.mask_path else None,
         "settings": settings.to_dict(),
         "model": stamp(model_path) if model is None or hasattr(model, "source_path") else f"in-memory {id(model)}",
+        "layout": WINDOW_LAYOUT,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -11,9 +11,9 @@ time (:class:`LocalSolver`), or on Ray workers (jobs/cluster.py), which get the 
 plain arrays (:class:`BatchWork`) and run the same :func:`solve_work`.
 
 Scope: with a damage mask the archivist's rule applies by default (``scope="mask"``): only
-masked pixels are replaced, every other pixel is returned exactly as given, and only tiles
-that touch the mask (dilated by ``MASK_DILATION``) are solved, so cost follows the damage.
-``scope="image"`` restores every pixel (noise and JPEG everywhere, plus the mask).
+masked pixels are replaced, every other pixel is returned exactly as given, and only windows
+that follow the damage are solved (``restore.windows``), so cost follows the damage.
+``scope="image"`` restores every pixel (noise and JPEG everywhere, plus the mask) on the grid.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,7 +37,8 @@ from restorer_app.restore.prefill import start_point
 from restorer_app.restore.settings import RestoreSettings
 from restorer_app.restore.solver import SolveStopped, solve_batch
 from restorer_app.restore.strength import auto_lambda
-from restorer_app.restore.tiling import Assembler, Tile, TileGrid, extract_patch, plan_tiles
+from restorer_app.restore.tiling import Assembler, TileGrid, extract_patch, plan_tiles
+from restorer_app.restore.windows import MaskBlender, Window, damage_windows, grid_windows
 
 MARGIN = 4
 #: A noise estimate below this means a clean scan with holes: known pixels are pasted back.
@@ -47,9 +47,6 @@ CLEAN_SIGMA = 1.5 / 255.0
 #: 7.9/255 on clean Kodak24/McMaster18 crops and mask + noise 15 + JPEG 40 never less than 7.4/255,
 #: so the line sits under both: textured clean scans keep the short schedule (no harm).
 HOLES_ONLY_SIGMA = 6.0 / 255.0
-#: Tiles are solved where they touch the mask grown by this many pixels: a masked pixel then
-#: always lies well inside solved context, never at the edge of an unsolved neighbour.
-MASK_DILATION = 2
 SCOPES = ("auto", "mask", "image")
 #: Tiles per batch on a CPU. Each tile is solved in its four mirrored views, so a batch is 64
 #: patches through the flow: on this 2-core CPU a step costs 16.7 ms a patch in bf16 against 24.8
@@ -121,7 +118,7 @@ class Plan:
     batch_size: int
     device: str
     mixed_precision: bool
-    patches: int  # tiles to solve (progress counts these)
+    patches: int  # windows to solve (progress counts these)
     schedule: dict  # the preset's schedule, with its ``holes_only`` variant applied where chosen
     scope: str = "image"  # "mask": only masked pixels change; "image": every pixel is restored
     tiles_in_image: int = 0
@@ -219,13 +216,9 @@ def resolve_scope(scope: str, mask: np.ndarray | None) -> str:
     return scope
 
 
-def tiles_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[Tile]:
-    """Every tile for scope ``image``; for ``mask`` the tiles whose window touches the grown mask."""
-    tiles = list(grid.tiles())
-    if scope == "image":
-        return tiles
-    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * MASK_DILATION + 1,) * 2, np.uint8)) > 0
-    return [tile for tile in tiles if extract_patch(grown, grid, tile).any()]
+def windows_to_solve(grid: TileGrid, mask: np.ndarray | None, scope: str) -> list[Window]:
+    """Every tile of the grid for scope ``image``; for ``mask`` the windows that follow the damage."""
+    return grid_windows(grid) if scope == "image" else damage_windows(grid, mask)
 
 
 def light_schedule(schedule: dict) -> dict | None:
@@ -237,9 +230,9 @@ def light_schedule(schedule: dict) -> dict | None:
     return {**{k: v for k, v in schedule.items() if k != "light"}, **{k: v for k, v in light.items() if k != "below"}}
 
 
-def slice_batches(grid: TileGrid, mask: np.ndarray | None, solve: list[Tile], plan: Plan,
-                  size: int) -> tuple[list[list[Tile]], list[dict]]:
-    """The tiles to solve in fixed slices of ``size``, and each slice's schedule: where the plan's
+def slice_batches(grid: TileGrid, mask: np.ndarray | None, solve: list[Window], plan: Plan,
+                  size: int) -> tuple[list[list[Window]], list[dict]]:
+    """The windows to solve in fixed slices of ``size``, and each slice's schedule: where the plan's
     schedule has a ``light`` variant, tiles whose window is damaged under its ``below`` share are
     sliced apart and take it (a speck pins most of its window: the known pixels decide it). The
     slices are ordered by their first tile, so the streaming assembler never waits long.
@@ -263,7 +256,7 @@ def steps_per_run(schedule: dict) -> int:
 
 
 def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSettings, device: torch.device, grid,
-              solve: list[Tile] | None = None, bf16: bool | None = None, threads: int = 0) -> Plan:
+              solve: list[Window] | None = None, bf16: bool | None = None, threads: int = 0) -> Plan:
     """``bf16``: whether the solving device has bf16 units (None: ask ``device`` here);
     ``threads``: the CPU threads that solve the job's batches (ignored on a GPU)."""
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
@@ -332,7 +325,7 @@ def restore_image(
     solver = solver if solver is not None else LocalSolver(settings, model)
     torch.manual_seed(settings.seed)
     grid = plan_tiles(height, width, patch=solver.patch_size, margin=MARGIN)
-    solve = tiles_to_solve(grid, mask, scope)
+    solve = windows_to_solve(grid, mask, scope)
     recorded = patch_store.threads if patch_store is not None else None
     plan = make_plan(colour, mask, settings, solver.device, grid, solve, bf16=solver.bf16,
                      threads=recorded or solver.threads)  # a resumed job keeps its count
@@ -342,10 +335,13 @@ def restore_image(
     batches, schedules = slice_batches(grid, mask, solve, plan, size)
     if on_plan:
         on_plan(plan)
-    restored = np.empty((height, width, 3), dtype=np.float32)
-    spread = np.empty((height, width, 1), dtype=np.float32)
-    assembler = Assembler(grid, (restored, spread))
-    unsolved = _Unsolved(grid, colour, solve, assembler)
+    if scope == "mask":  # only masked pixels are blended in: the rest stays as given
+        restored, spread = colour.copy(), np.zeros((height, width, 1), dtype=np.float32)
+        assembler = MaskBlender(grid, solve, mask, (restored, spread))
+    else:
+        restored = np.empty((height, width, 3), dtype=np.float32)
+        spread = np.empty((height, width, 1), dtype=np.float32)
+        assembler = Assembler(grid, (restored, spread))
     runs = [(len(batch), steps_per_run(schedule)) for batch, schedule in zip(batches, schedules)]
     steps = _StepReporter(on_step, plan, len(solve), runs, started) if on_step is not None else None
     pending: deque = deque()  # (batch, its stored patches, Submitted or None when all stored), oldest first
@@ -371,7 +367,6 @@ def restore_image(
                 steps.start_batch(done, len(batch) if submitted else 0)
             result = submitted.result(steps, should_stop) if submitted else None
             for i, tile in enumerate(batch):
-                unsolved.add_before(tile.index)
                 from_store = stored.get(tile.index) is not None
                 patch, stats = (stored[tile.index], {}) if from_store else (result.patches[i], result.stats[i])
                 if patch_store is not None and not from_store:
@@ -379,7 +374,7 @@ def restore_image(
                 assembler.add(tile, patch)
                 done += 1
                 if on_progress is not None:
-                    on_progress(_progress(grid, tile, patch, done, len(solve), from_store, stats))
+                    on_progress(_progress(tile, patch, done, len(solve), from_store, stats))
             if steps is not None:
                 steps.end_batch(done)
     except SolveStopped:
@@ -388,7 +383,8 @@ def restore_image(
         for _, _, submitted in pending:
             if submitted is not None:
                 submitted.cancel()
-    unsolved.add_before(len(grid))
+    if scope == "mask":
+        assembler.finish()
     # in place from here: a 50-megapixel scan's colour is 600 MB a copy
     np.clip(restored, 0.0, 1.0, out=restored)
     spread = spread[:, :, 0]
@@ -436,31 +432,10 @@ class _Deferred:
         pass  # nothing was started
 
 
-class _Unsolved:
-    """Feeds the assembler the tiles left as they are (scope "mask"), in tile order, just before
-    the solved tile that follows them, so the streaming assembler never holds more than a band."""
-
-    def __init__(self, grid: TileGrid, colour: np.ndarray, solve: list[Tile], assembler: Assembler):
-        self.grid, self.colour, self.assembler = grid, colour, assembler
-        self.solving = {tile.index for tile in solve}
-        self.tiles = list(grid.tiles())
-        self.next = 0
-        self.no_spread = np.zeros((grid.patch, grid.patch, 1), dtype=np.float32)
-
-    def add_before(self, index: int) -> None:
-        while self.next < index:
-            tile = self.tiles[self.next]
-            if tile.index not in self.solving:
-                patch = extract_patch(self.colour, self.grid, tile)
-                self.assembler.add(tile, np.concatenate([patch, self.no_spread], axis=2))
-            self.next += 1
-
-
-def _progress(grid: TileGrid, tile: Tile, patch, done, total, from_store, stats) -> PatchProgress:
-    y0, x0, y1, x1 = grid.core_box(tile)
-    m = grid.margin
-    pixels = patch[m : m + y1 - y0, m : m + x1 - x0, :3]
-    return PatchProgress(tile.index, total, done, (y0, x0, y1, x1), pixels, from_store, stats)
+def _progress(window: Window, patch, done, total, from_store, stats) -> PatchProgress:
+    y0, x0, y1, x1 = window.box
+    pixels = patch[y0 - window.top : y1 - window.top, x0 - window.left : x1 - window.left, :3]
+    return PatchProgress(window.index, total, done, window.box, pixels, from_store, stats)
 
 
 class _StepReporter:
@@ -577,7 +552,7 @@ def solve_work(model, work: BatchWork, device, steps: _StepReporter | None = Non
         return BatchResult(np.concatenate([left.patches, right.patches]), left.stats + right.stats)
 
 
-def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan, schedule: dict | None = None) -> BatchWork:
+def batch_work(colour, mask, grid: TileGrid, tiles: list[Window], plan: Plan, schedule: dict | None = None) -> BatchWork:
     """The windows of ``tiles`` under every window shift of the plan's views, to be solved with
     ``schedule`` (default: the plan's)."""
     shifts = dict.fromkeys(view.shift for view in views_for(plan.schedule, grid.margin))
@@ -585,7 +560,7 @@ def batch_work(colour, mask, grid: TileGrid, tiles: list[Tile], plan: Plan, sche
     return BatchWork(plan, grid.margin, windows, plan.schedule if schedule is None else schedule)
 
 
-def extract_windows(colour, mask, grid: TileGrid, tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
+def extract_windows(colour, mask, grid: TileGrid, tiles: list[Window]) -> tuple[np.ndarray, np.ndarray]:
     """The tiles' degraded windows (NxPxPxC) and their damaged pixels (NxPxP bool)."""
     patches = np.stack([extract_patch(colour, grid, t) for t in tiles])
     damaged = (np.stack([extract_patch(mask, grid, t) for t in tiles]) if mask is not None
