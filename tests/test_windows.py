@@ -112,3 +112,25 @@ def test_a_job_paused_under_another_layout_does_not_reuse_its_patches(tmp_path, 
     key = runner._store_key(job, RestoreSettings(), None)
     monkeypatch.setattr(runner, "WINDOW_LAYOUT", "grid-tiles")
     assert runner._store_key(job, RestoreSettings(), None) != key
+
+
+def test_a_repair_in_windows_resumes_to_the_identical_image(tiny_flow):
+    from restorer_app.restore.pipeline import RestoreCancelled, restore_image
+    from restorer_app.restore.settings import RestoreSettings
+    from tests.conftest import DictStore, synthetic_photo
+
+    photo = synthetic_photo(48, 48, seed=4)
+    mask = np.zeros((48, 48), bool)
+    mask[6, 6] = mask[7, 30] = mask[22, 12] = True  # specks: windows of their own
+    mask[30:44, 28:44] = True  # a hole too large for one window: the grid's tiles
+    windows = damage_windows(plan_tiles(48, 48, patch=16, margin=4), mask)
+    assert {w.top % 8 for w in windows} != {4}  # centred windows beside grid tiles (tops -4, 4, 12, ...)
+    settings = RestoreSettings(preset="fast", device="cpu", batch_size=2, mixed_precision=False)
+    uninterrupted = restore_image(photo, mask, settings, model=tiny_flow)
+    store = DictStore()
+    with pytest.raises(RestoreCancelled):
+        restore_image(photo, mask, settings, model=tiny_flow, patch_store=store, should_stop=lambda: store.puts >= 4)
+    seen = []
+    resumed = restore_image(photo, mask, settings, model=tiny_flow, patch_store=store, on_progress=seen.append)
+    assert sum(p.from_store for p in seen) == 4 and len(seen) == len(windows)
+    assert np.array_equal(resumed, uninterrupted) and np.array_equal(resumed[~mask], photo[~mask])
