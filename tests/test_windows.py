@@ -39,14 +39,25 @@ def test_nearby_specks_share_a_window_and_distant_ones_do_not():
     assert [w.top for w in windows] == sorted(w.top for w in windows) and [w.index for w in windows] == [0, 1]
 
 
-def test_large_pieces_keep_the_grid_and_cover_the_specks_in_their_tiles():
+def test_large_thick_pieces_keep_the_grid_and_cover_the_specks_in_their_tiles():
     grid = plan_tiles(200, 200)
     mask = np.zeros((200, 200), bool)
-    mask[30, 10:150] = True  # a long scratch: too large for one window
-    mask[40, 60] = True  # a speck in the cores of the scratch's tiles
+    mask[20:40, 10:150] = True  # a tear: too large for one window, and thick
+    mask[45, 60] = True  # a speck in the cores of the tear's tiles
     windows = damage_windows(grid, mask)
-    assert {(w.top, w.left) for w in windows} == {(-4, -4), (-4, 52), (-4, 108)}  # the scratch's tiles
+    assert {(w.top, w.left) for w in windows} == {(-4, -4), (-4, 52), (-4, 108)}  # the tear's tiles
     assert [w.box for w in windows] == [grid.core_box(t) for t in list(grid.tiles())[:3]]
+
+
+def test_a_long_thin_scratch_is_solved_in_windows_along_it():
+    grid = plan_tiles(200, 200)
+    mask = np.zeros((200, 200), bool)
+    rows = np.arange(10, 190)
+    mask[rows, rows // 2 + 20] = True  # a thin diagonal scratch, 180 px long
+    windows = damage_windows(grid, mask)
+    assert len(windows) == 4  # the grid's tiles touching it: 8
+    for y, x in zip(*np.nonzero(mask)):  # where it is cut, its grown pixels keep the context
+        assert any(_inside(w, grid, y, x, context(grid)) for w in windows), (y, x)
 
 
 @pytest.mark.parametrize("seed", range(4))

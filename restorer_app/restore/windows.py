@@ -4,9 +4,11 @@ Scope ``image`` solves every tile of the fixed grid (``tiling``). Scope ``mask``
 damage instead: the mask, grown by ``MASK_DILATION``, falls into connected pieces; pieces that fit
 in a window's interior (the window minus ``context`` pixels on each side) are gathered, in reading
 order, into windows centred on them, so a speck, a hair or a short scratch costs one 64x64 solve
-instead of the two to four grid tiles it touches; a piece too large for one window is solved on
-the grid as before (every tile whose window touches it), and a small piece lying wholly within
-the cores of those tiles needs no window of its own.
+instead of the two to four grid tiles it touches. A piece too large for one window but thin (a
+long scratch or hair, up to ``THIN`` px from its middle to its edge) is cut into interior-sized
+parts, which are gathered like small pieces, so windows run along it; a large thick piece (a
+tear, a stain) is solved on the grid as before (every tile whose window touches it), and a small
+piece lying wholly within the cores of those tiles needs no window of its own.
 
 :class:`MaskBlender` blends the windows' results into the masked pixels only (every other pixel
 of a repair is returned as given): each window weighs in with the grid's ramp towards its four
@@ -31,6 +33,9 @@ LAYOUT = "damage-windows-1"
 #: Tiles are solved where they touch the mask grown by this many pixels: a masked pixel then
 #: always lies well inside solved context, never at the edge of an unsolved neighbour.
 MASK_DILATION = 2
+#: A large piece no thicker than this (the grown piece's largest distance to its edge, px) is a
+#: scratch or a hair: it is solved in windows along it, not on the grid.
+THIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,8 @@ def context(grid: TileGrid) -> int:
 
 
 def damage_windows(grid: TileGrid, mask: np.ndarray) -> list[Window]:
-    """The windows that repair ``mask``: centred on its small pieces, the grid's tiles under its
-    large ones; ordered by (top, left)."""
+    """The windows that repair ``mask``: centred on its small pieces and along its thin ones, the
+    grid's tiles under its large thick ones; ordered by (top, left)."""
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * MASK_DILATION + 1,) * 2, np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     del grown
@@ -61,6 +66,13 @@ def damage_windows(grid: TileGrid, mask: np.ndarray) -> list[Window]:
     boxes = [(int(y), int(x), int(y + h), int(x + w)) for x, y, w, h in stats[1:, :4]]
     large = np.zeros(count, dtype=bool)
     large[1:] = [y1 - y0 > interior or x1 - x0 > interior for y0, x0, y1, x1 in boxes]
+    pieces = [box for box, big in zip(boxes, large[1:]) if not big]
+    for label in np.flatnonzero(large):  # thin large pieces (scratches, hairs) in interior-sized parts
+        y0, x0, y1, x1 = boxes[label - 1]
+        piece = (labels[y0:y1, x0:x1] == label).astype(np.uint8)
+        if cv2.distanceTransform(np.pad(piece, 1), cv2.DIST_L2, 3).max() <= THIN:  # padded: its edge counts
+            large[label] = False
+            pieces += _parts(piece, y0, x0, interior)
     on_grid: list[Window] = []
     chosen = np.zeros((grid.rows, grid.cols), dtype=bool)  # grid tiles solved for large pieces
     if large.any():
@@ -70,10 +82,22 @@ def damage_windows(grid: TileGrid, mask: np.ndarray) -> list[Window]:
                 chosen[tile.row, tile.col] = True
                 on_grid.append(Window(0, tile.top, tile.left, grid.core_box(tile)))
     del labels
-    small = sorted(box for box, big in zip(boxes, large[1:]) if not big and not _within(chosen, grid.core, box))
+    small = sorted(box for box in pieces if not _within(chosen, grid.core, box))
     centred = [_centred(grid, box) for box in _gather(small, interior)]
     ordered = sorted(on_grid + centred, key=lambda w: (w.top, w.left))
     return [Window(i, w.top, w.left, w.box) for i, w in enumerate(ordered)]
+
+
+def _parts(piece: np.ndarray, top: int, left: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Boxes of the piece's pixels in each ``size``-square cell of its bounding box (image coordinates)."""
+    parts = []
+    for y in range(0, piece.shape[0], size):
+        for x in range(0, piece.shape[1], size):
+            rows, cols = np.nonzero(piece[y : y + size, x : x + size])
+            if len(rows):
+                parts.append((top + y + int(rows.min()), left + x + int(cols.min()),
+                              top + y + int(rows.max()) + 1, left + x + int(cols.max()) + 1))
+    return parts
 
 
 def _within(chosen: np.ndarray, core: int, box) -> bool:
