@@ -3,6 +3,7 @@ stop and progress hooks, the sensitivity mapping, and a trainer that runs."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -165,3 +166,25 @@ def test_trainer_smoke(tmp_path, bf16):
     assert np.isfinite(segment(net, np.asarray(Image.open(folder / "photo0.png"))).probability).all()
     with pytest.raises(ValueError):
         trainer.train([tmp_path / "eval" / "x"], out, steps=1)
+
+
+def test_trainer_class_weights_reach_the_simulator():
+    pytest.importorskip("restorer_app.damage_sim")
+    from restorer_app.damage_sim import SimSpec
+    from restorer_app.damage_sim.spec import class_id
+    from restorer_app.training import segmenter as trainer
+
+    photo = np.round(synthetic_photo(120, 150, 0) * 255).astype(np.uint8)
+    only_cracks = SimSpec(classes={"crack": 1.0})
+    found = set()
+    for seed in range(4):
+        _, mask, classes = trainer.make_example(photo, np.random.default_rng(seed), crop=96, clean_share=0.0,
+                                                spec=only_cracks)
+        found |= set(np.unique(classes[mask]).tolist())
+    assert found == {class_id("crack")}
+
+    parser = argparse.ArgumentParser()
+    assert trainer.parse_class_weights(parser, ["crack=2", "hair=1.5"]) == {"crack": 2.0, "hair": 1.5}
+    for bad in (["cracks=2"], ["crack=two"], ["crack=-1"]):
+        with pytest.raises(SystemExit):
+            trainer.parse_class_weights(parser, bad)

@@ -86,20 +86,21 @@ def random_crop(photo: np.ndarray, rng: np.random.Generator, crop: int = CROP, s
     return np.ascontiguousarray(out)
 
 
-def clean_example(clean: np.ndarray, rng: np.random.Generator, shapes=None) -> np.ndarray:
+def clean_example(clean: np.ndarray, rng: np.random.Generator, shapes=None, spec=None) -> np.ndarray:
     """``clean`` with only the simulator's tone and finish: the ``clean`` picture of a simulation
     (the same tone, grain, blur and JPEG as its damaged one; the damage drawn is thrown away),
     the look of a scan that has no damage."""
-    return np.ascontiguousarray(_simulator().simulate(clean, rng, shapes=shapes).clean, dtype=np.float32)
+    return np.ascontiguousarray(_simulator().simulate(clean, rng, spec, shapes=shapes).clean, dtype=np.float32)
 
 
 def make_example(photo: np.ndarray, rng: np.random.Generator, crop: int = CROP, shapes=None,
-                 clean_share: float = CLEAN_SHARE, scales=SCALES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(HxWx3 float32 damaged image, HxW bool mask, HxW uint8 classes) from one uint8 photo."""
+                 clean_share: float = CLEAN_SHARE, scales=SCALES, spec=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(HxWx3 float32 damaged image, HxW bool mask, HxW uint8 classes) from one uint8 photo;
+    ``spec``: the simulator's SimSpec (None: its default)."""
     clean = random_crop(photo, rng, crop, scales)
     if rng.random() < clean_share:
-        return clean_example(clean, rng, shapes), np.zeros((crop, crop), bool), np.zeros((crop, crop), np.uint8)
-    damaged = _simulator().simulate(clean, rng, shapes=shapes)
+        return clean_example(clean, rng, shapes, spec), np.zeros((crop, crop), bool), np.zeros((crop, crop), np.uint8)
+    damaged = _simulator().simulate(clean, rng, spec, shapes=shapes)
     return (np.ascontiguousarray(damaged.image, dtype=np.float32), np.asarray(damaged.mask, bool),
             np.asarray(damaged.classes, np.uint8))
 
@@ -109,15 +110,15 @@ class ExampleStream(torch.utils.data.IterableDataset):
     seeded generator: the same stream in-process or in a DataLoader worker."""
 
     def __init__(self, photos: Sequence[np.ndarray], seed: int, batch: int = BATCH, crop: int = CROP, shapes=None,
-                 clean_share: float = CLEAN_SHARE):
+                 clean_share: float = CLEAN_SHARE, spec=None):
         self.photos, self.seed, self.batch, self.crop = photos, seed, batch, crop
-        self.shapes, self.clean_share = shapes, clean_share
+        self.shapes, self.clean_share, self.spec = shapes, clean_share, spec
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         rng = np.random.default_rng(self.seed)
         while True:
             examples = [make_example(self.photos[rng.integers(len(self.photos))], rng, self.crop, self.shapes,
-                                     self.clean_share) for _ in range(self.batch)]
+                                     self.clean_share, spec=self.spec) for _ in range(self.batch)]
             yield tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*examples))
 
 
@@ -162,12 +163,15 @@ def _check_training_folders(folders) -> None:
 
 def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, lr: float = PEAK_LR, seed: int = 0,
           init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
-          shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False) -> DamageSegmenter:
+          shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False,
+          class_weights: dict[str, float] | None = None) -> DamageSegmenter:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
     ``workers``: 0 draws the examples in this process, 1 in a DataLoader worker alongside.
     ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``).
-    ``bf16``: the forward pass under bf16 autocast on the CPU (the loss in fp32)."""
+    ``bf16``: the forward pass under bf16 autocast on the CPU (the loss in fp32).
+    ``class_weights``: the simulator's class weights changed from its defaults (more of the
+    kinds the network misses most), e.g. {"crack": 2.0}."""
     _check_training_folders(folders)
     out = Path(out)
     torch.manual_seed(seed)
@@ -179,7 +183,9 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     net = net.to(memory_format=CHANNELS_LAST).train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
-    stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share)
+    weights = {**sim.SimSpec().classes, **(class_weights or {})}
+    spec = sim.SimSpec(classes=weights)
+    stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share, spec)
     if workers > 0:
         batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=2,
                                                    worker_init_fn=_quiet_worker))
@@ -188,7 +194,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     log_path = out.with_suffix(".log.jsonl")
     info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
             "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
-            "clean_share": clean_share, "bf16": bf16, "data": [str(f) for f in folders]}
+            "clean_share": clean_share, "bf16": bf16, "class_weights": weights, "data": [str(f) for f in folders]}
     started = time.time()
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
@@ -228,6 +234,8 @@ def main(argv=None) -> None:
                         help="1: draw the examples in a DataLoader worker process alongside the training")
     parser.add_argument("--bf16", action="store_true",
                         help="forward pass under bf16 autocast (about twice as fast on CPUs with AMX)")
+    parser.add_argument("--class-weights", nargs="+", default=[], metavar="CLASS=WEIGHT",
+                        help="the simulator's class weights changed from its defaults, e.g. crack=2 hair=1")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     args = parser.parse_args(argv)
@@ -236,7 +244,24 @@ def main(argv=None) -> None:
     if args.out is None:
         parser.error("--out is required")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
-          args.log_every, args.save_every, bf16=args.bf16)
+          args.log_every, args.save_every, bf16=args.bf16, class_weights=parse_class_weights(parser, args.class_weights))
+
+
+def parse_class_weights(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, float]:
+    """CLASS=WEIGHT pairs as a dict; a clear command-line error for an unknown class or a bad weight."""
+    classes = _simulator().DAMAGE_CLASSES
+    weights = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in classes:
+            parser.error(f"--class-weights: unknown class {name!r}; expected one of {', '.join(classes)}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            parser.error(f"--class-weights: {pair!r} is not CLASS=NUMBER")
+        if weights[name] < 0:
+            parser.error(f"--class-weights: {pair!r}: a weight cannot be negative")
+    return weights
 
 
 if __name__ == "__main__":
