@@ -295,3 +295,13 @@ def test_default_shape_library_follows_the_env_var(shapes_folder, tmp_path, monk
 def test_library_shapes_are_used(library):
     r = simulate(photo(), 9, SimSpec.only("dust", "hair", finish=False, fraction=(0.05, 0.05)), library)
     assert any(d.get("source") == "library" for d in r.defects)
+
+
+def test_plate_crack_share_picks_the_crack_form():
+    photo = np.full((160, 160, 3), 0.6, np.float32)
+    forms = {share: {d["form"] for seed in range(6)
+                     for d in simulate(photo, seed, SimSpec(classes={"crack": 1.0}, plate_crack_share=share)).defects}
+             for share in (0.0, 1.0)}
+    assert forms[1.0] == {"plate"} and "plate" not in forms[0.0]
+    with pytest.raises(ValueError):
+        SimSpec(plate_crack_share=1.5)

@@ -1,7 +1,7 @@
 """Cracks and craquelure: broken emulsion or varnish, or a cracked glass plate.
 
 Three forms (one per call):
-- plate crack (p 0.3; a crack through a glass negative, printed into every print made from it):
+- plate crack (p 0.3, SimSpec.plate_crack_share; a crack through a glass negative, printed into every print made from it):
   1-3 long gentle arcs (cubic Bezier curves, bend U(0, 0.06)) joined at kinks of +-(15-70)
   degrees, from an image edge (p 0.8) or inside, U(0.4, 1.2) x the image diagonal long (capped
   by the budget as below); width 1 + 1.5 U^2 px, varying +-15 % along it; smooth edges (soft
@@ -237,7 +237,7 @@ def draw(canvas: Canvas, rng: np.random.Generator, budget: float, shapes: ShapeL
     colour = canvas.paper if light else np.full(3, rng.uniform(0.02, 0.25), np.float32)
     opacity = float(rng.uniform(0.7, 1.0))
     soft = float(rng.uniform(0.3, 0.8))
-    if rng.random() < 0.3:
+    if rng.random() < state.get("plate_crack_share", 0.3):
         return _plate(canvas, rng, budget)
     if budget >= 1500 and rng.random() < 0.4:
         layers, params = _web(canvas, rng, budget, colour, opacity, soft, light)

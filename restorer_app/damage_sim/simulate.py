@@ -149,7 +149,8 @@ def simulate(clean: np.ndarray, rng: np.random.Generator | int, spec: SimSpec | 
             continue
         share, added_total, idle, rejected, count = budgets[name], 0, 0, 0, 0
         least = _min_budget(name, (h, w))
-        state: dict = {"debris_scale": spec.debris_scale}  # per class and image: clusters, groups
+        state: dict = {"debris_scale": spec.debris_scale,  # per class and image: clusters, groups
+                       "plate_crack_share": spec.plate_crack_share}
         cid = class_id(name)
         while ((added_total <= 0 or share - added_total >= 0.5 * least)
                and idle < MAX_IDLE and rejected < MAX_REJECTED and count < MAX_DEFECTS):

@@ -13,6 +13,8 @@ Choices, stated once:
   relative to the 35 mm film scans they were annotated on (about 4,950 px a frame); the default
   0.5-2x covers scans of prints at different dpi. Procedural debris sizes are multiplied by the
   range's geometric mean (1 for the default).
+- ``plate_crack_share``: the share of cracks drawn as a glass-plate crack (long smooth arcs in
+  the print's own tone, cracks.py); the rest are branching cracks and craquelure webs.
 - The finish: film grain of std drawn from U(``grain``) on the 0..255 scale, a Gaussian blur of
   sigma from U(``blur``) (skipped below 0.2 px), then with probability ``jpeg_prob`` a JPEG
   round trip at a quality from U(``jpeg``) (integers, inclusive); ``jpeg=None`` disables JPEG.
@@ -55,6 +57,7 @@ class SimSpec:
     jpeg: tuple[int, int] | None = (50, 95)
     jpeg_prob: float = 0.5
     debris_scale: tuple[float, float] = (0.5, 2.0)
+    plate_crack_share: float = 0.3
 
     def __post_init__(self) -> None:
         unknown = set(self.classes) - set(DAMAGE_CLASSES)
@@ -65,6 +68,8 @@ class SimSpec:
         lo, hi = self.fraction
         if not 0 < lo <= hi < 1:
             raise ValueError(f"fraction must satisfy 0 < low <= high < 1, got {self.fraction}")
+        if not 0.0 <= self.plate_crack_share <= 1.0:
+            raise ValueError(f"plate_crack_share must lie in [0, 1], got {self.plate_crack_share}")
 
     @classmethod
     def only(cls, *names: str, finish: bool = True, **kwargs) -> "SimSpec":

@@ -164,14 +164,15 @@ def _check_training_folders(folders) -> None:
 def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, lr: float = PEAK_LR, seed: int = 0,
           init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
           shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False,
-          class_weights: dict[str, float] | None = None) -> DamageSegmenter:
+          class_weights: dict[str, float] | None = None, plate_crack_share: float | None = None) -> DamageSegmenter:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
     ``workers``: 0 draws the examples in this process, 1 in a DataLoader worker alongside.
     ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``).
     ``bf16``: the forward pass under bf16 autocast on the CPU (the loss in fp32).
     ``class_weights``: the simulator's class weights changed from its defaults (more of the
-    kinds the network misses most), e.g. {"crack": 2.0}."""
+    kinds the network misses most), e.g. {"crack": 2.0}; ``plate_crack_share``: of the cracks, the
+    share drawn as glass-plate cracks (None: the simulator's default)."""
     _check_training_folders(folders)
     out = Path(out)
     torch.manual_seed(seed)
@@ -185,6 +186,8 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
     weights = {**sim.SimSpec().classes, **(class_weights or {})}
     spec = sim.SimSpec(classes=weights)
+    if plate_crack_share is not None:
+        spec = sim.SimSpec(classes=weights, plate_crack_share=plate_crack_share)
     stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share, spec)
     if workers > 0:
         batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=2,
@@ -194,7 +197,8 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     log_path = out.with_suffix(".log.jsonl")
     info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
             "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
-            "clean_share": clean_share, "bf16": bf16, "class_weights": weights, "data": [str(f) for f in folders]}
+            "clean_share": clean_share, "bf16": bf16, "class_weights": weights,
+            "plate_crack_share": spec.plate_crack_share, "data": [str(f) for f in folders]}
     started = time.time()
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
@@ -236,6 +240,8 @@ def main(argv=None) -> None:
                         help="forward pass under bf16 autocast (about twice as fast on CPUs with AMX)")
     parser.add_argument("--class-weights", nargs="+", default=[], metavar="CLASS=WEIGHT",
                         help="the simulator's class weights changed from its defaults, e.g. crack=2 hair=1")
+    parser.add_argument("--plate-crack-share", type=float,
+                        help="of the cracks, the share drawn as glass-plate cracks (default: the simulator's)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     args = parser.parse_args(argv)
@@ -244,7 +250,8 @@ def main(argv=None) -> None:
     if args.out is None:
         parser.error("--out is required")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
-          args.log_every, args.save_every, bf16=args.bf16, class_weights=parse_class_weights(parser, args.class_weights))
+          args.log_every, args.save_every, bf16=args.bf16, class_weights=parse_class_weights(parser, args.class_weights),
+          plate_crack_share=args.plate_crack_share)
 
 
 def parse_class_weights(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, float]:
