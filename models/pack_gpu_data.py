@@ -9,6 +9,9 @@ rather than a few whole ones), BSDS432 as its original JPEGs (the sampler downsc
 bits/dim and the speed benchmark (RESTORER_EVAL_DATA=.gpudata/eval). Urban100 is packed first and
 BSDS432 fills what is left, so the GPU sees every Urban100 crop beside most of BSDS432: packed the
 other way round, the budget the tree leaves holds only 0-2 of the 80 Urban100 crops.
+The real debris shapes (../shared/data/damage_shapes, 1.4 MiB) go to damage_shapes/ for the damage
+segmenter's simulator (RESTORER_DAMAGE_SHAPES); like the photos they only travel to the device:
+.gpudata is git-ignored, and nothing of it enters the repository.
 
     python models/pack_gpu_data.py [--crop 160] [--kodak 2] [--budget-mib MiB]
 """
@@ -54,6 +57,7 @@ def main() -> None:
     (args.out / "train" / "bsds432").mkdir(parents=True)
     (args.out / "train" / "urban100").mkdir()
     (args.out / "eval" / "kodak24").mkdir(parents=True)
+    shutil.copytree(SHARED / "damage_shapes", args.out / "damage_shapes")
     for png in sorted((SHARED / "eval" / "kodak24").glob("*.png"))[: args.kodak]:
         lossless_webp(png, args.out / "eval" / "kodak24" / f"{png.stem}.webp", None)
     budget = args.budget_mib * 2**20 if args.budget_mib else 63 * 2**20 - travelling_tree_bytes()
@@ -76,7 +80,7 @@ def main() -> None:
         bsds += 1
     print(f"packed {args.out}: {urban} Urban100 lossless crops, {bsds} of "
           f"{len(list((SHARED / 'train' / 'bsds432').glob('*.jpg')))} BSDS432 JPEGs, "
-          f"{args.kodak} Kodak images; {used / 2**20:.1f} MiB of a {budget / 2**20:.1f} MiB budget")
+          f"{args.kodak} Kodak images, the debris shapes; {used / 2**20:.1f} MiB of a {budget / 2**20:.1f} MiB budget")
 
 
 if __name__ == "__main__":

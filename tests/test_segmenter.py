@@ -188,3 +188,23 @@ def test_trainer_class_weights_reach_the_simulator():
     for bad in (["cracks=2"], ["crack=two"], ["crack=-1"]):
         with pytest.raises(SystemExit):
             trainer.parse_class_weights(parser, bad)
+
+
+def test_trainer_streams_per_worker_and_time_limit(tmp_path):
+    pytest.importorskip("restorer_app.damage_sim")
+    from types import SimpleNamespace
+
+    from restorer_app.training import segmenter as trainer
+
+    draws = lambda rng: rng.integers(1 << 30, size=4).tolist()  # noqa: E731
+    alone = draws(trainer.stream_rng(7))
+    assert draws(trainer.stream_rng(7, SimpleNamespace(num_workers=1, id=0))) == alone
+    first, second = (draws(trainer.stream_rng(7, SimpleNamespace(num_workers=2, id=i))) for i in (0, 1))
+    assert first != second and alone not in (first, second)
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.round(synthetic_photo(120, 150, 0) * 255).astype(np.uint8)).save(folder / "photo.png")
+    out = tmp_path / "seg.safetensors"
+    trainer.train([folder], out, steps=50, batch=1, crop=64, shapes=None, time_limit=0.0, save_every=100)
+    assert load_segmenter(out).info["steps"] == 1  # stopped after its first step, weights written

@@ -107,7 +107,8 @@ def make_example(photo: np.ndarray, rng: np.random.Generator, crop: int = CROP, 
 
 class ExampleStream(torch.utils.data.IterableDataset):
     """Endless batches (NxHxWx3 float32, NxHxW bool, NxHxW uint8 as tensors) drawn with one
-    seeded generator: the same stream in-process or in a DataLoader worker."""
+    seeded generator: the same stream in-process or in one DataLoader worker; with several workers
+    each draws its own stream (seeded by the seed and its worker id), so none repeats another's."""
 
     def __init__(self, photos: Sequence[np.ndarray], seed: int, batch: int = BATCH, crop: int = CROP, shapes=None,
                  clean_share: float = CLEAN_SHARE, spec=None):
@@ -115,11 +116,19 @@ class ExampleStream(torch.utils.data.IterableDataset):
         self.shapes, self.clean_share, self.spec = shapes, clean_share, spec
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        rng = np.random.default_rng(self.seed)
+        rng = stream_rng(self.seed, torch.utils.data.get_worker_info())
         while True:
             examples = [make_example(self.photos[rng.integers(len(self.photos))], rng, self.crop, self.shapes,
                                      self.clean_share, spec=self.spec) for _ in range(self.batch)]
             yield tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*examples))
+
+
+def stream_rng(seed: int, worker=None) -> np.random.Generator:
+    """The example generator of one stream: ``seed`` alone in-process or with one worker, else
+    the worker's own child of ``seed`` (independent streams)."""
+    if worker is None or worker.num_workers <= 1:
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(worker.num_workers)[worker.id])
 
 
 def _quiet_worker(_: int) -> None:
@@ -164,12 +173,16 @@ def _check_training_folders(folders) -> None:
 def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, lr: float = PEAK_LR, seed: int = 0,
           init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
           shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False,
-          class_weights: dict[str, float] | None = None, plate_crack_share: float | None = None) -> DamageSegmenter:
+          class_weights: dict[str, float] | None = None, plate_crack_share: float | None = None,
+          device: str = "cpu", time_limit: float | None = None) -> DamageSegmenter:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
-    ``workers``: 0 draws the examples in this process, 1 in a DataLoader worker alongside.
+    ``workers``: 0 draws the examples in this process, N in N DataLoader workers alongside (a
+    GPU waits on the simulator: about 40 ms a crop on one core).
     ``shapes``: the simulator's debris shape library ("default": ``default_shape_library()``).
-    ``bf16``: the forward pass under bf16 autocast on the CPU (the loss in fp32).
+    ``bf16``: the forward pass under bf16 autocast (the loss in fp32). ``device``: where the
+    network trains ("cpu", "cuda"). ``time_limit``: seconds after which training stops early,
+    its weights written (the learning-rate schedule still follows ``steps``).
     ``class_weights``: the simulator's class weights changed from its defaults (more of the
     kinds the network misses most), e.g. {"crack": 2.0}; ``plate_crack_share``: of the cracks, the
     share drawn as glass-plate cracks (None: the simulator's default)."""
@@ -181,7 +194,8 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
         shapes = sim.default_shape_library()
     photos = [load_rgb_uint8(p) for p in find_images(folders)]
     net = load_segmenter(init) if init is not None else DamageSegmenter()
-    net = net.to(memory_format=CHANNELS_LAST).train()
+    device = torch.device(device)
+    net = net.to(device, memory_format=CHANNELS_LAST).train()
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
     weights = {**sim.SimSpec().classes, **(class_weights or {})}
@@ -191,20 +205,20 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share, spec)
     if workers > 0:
         batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=2,
-                                                   worker_init_fn=_quiet_worker))
+                                                   worker_init_fn=_quiet_worker, pin_memory=device.type == "cuda"))
     else:
         batches = iter(stream)
     log_path = out.with_suffix(".log.jsonl")
     info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
             "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
-            "clean_share": clean_share, "bf16": bf16, "class_weights": weights,
+            "clean_share": clean_share, "bf16": bf16, "device": device.type, "workers": workers, "class_weights": weights,
             "plate_crack_share": spec.plate_crack_share, "data": [str(f) for f in folders]}
     started = time.time()
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
-            images, mask, classes = next(batches)
+            images, mask, classes = (part.to(device, non_blocking=True) for part in next(batches))
             rgb = images.permute(0, 3, 1, 2)  # NHWC in memory: channels-last already
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = net(rgb)
             loss, parts = segmentation_loss(logits.float(), mask, classes)
             optimiser.zero_grad(set_to_none=True)
@@ -212,14 +226,18 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
             optimiser.step()
             schedule.step()
             seconds = round(time.time() - started, 1)
-            if step % log_every == 0 or step == steps:
+            stop = time_limit is not None and seconds >= time_limit
+            if step % log_every == 0 or step == steps or stop:
                 record = {"step": step, "loss": round(loss.item(), 5), **{k: round(v, 5) for k, v in parts.items()},
                           "lr": round(schedule.get_last_lr()[0], 7), "seconds": seconds}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 print(record, flush=True)
-            if step % save_every == 0 or step == steps:
+            if step % save_every == 0 or step == steps or stop:
                 save_segmenter(net, out, {**info, "steps": step, "seconds": seconds, "loss": round(loss.item(), 5)})
+            if stop:
+                print(f"time limit of {time_limit:.0f} s reached at step {step} of {steps}", flush=True)
+                break
     return net.eval()
 
 
@@ -234,8 +252,10 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="train on from these weights instead of from scratch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the training step")
-    parser.add_argument("--workers", type=int, default=0, choices=(0, 1),
-                        help="1: draw the examples in a DataLoader worker process alongside the training")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="draw the examples in this many DataLoader worker processes alongside the training")
+    parser.add_argument("--device", default="cpu", help="where the network trains: cpu or cuda")
+    parser.add_argument("--time-limit", type=float, help="seconds after which to stop (weights written)")
     parser.add_argument("--bf16", action="store_true",
                         help="forward pass under bf16 autocast (about twice as fast on CPUs with AMX)")
     parser.add_argument("--class-weights", nargs="+", default=[], metavar="CLASS=WEIGHT",
@@ -249,9 +269,11 @@ def main(argv=None) -> None:
     cv2.setNumThreads(1)
     if args.out is None:
         parser.error("--out is required")
+    if args.workers < 0:
+        parser.error(f"--workers must be 0 or more, got {args.workers}")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
           args.log_every, args.save_every, bf16=args.bf16, class_weights=parse_class_weights(parser, args.class_weights),
-          plate_crack_share=args.plate_crack_share)
+          plate_crack_share=args.plate_crack_share, device=args.device, time_limit=args.time_limit)
 
 
 def parse_class_weights(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, float]:
