@@ -19,7 +19,7 @@ The sensitivity (0-1) sets the segmenter's threshold
 the chain alone decides, which is the default: on real scans the segmenter also marks picture
 (highlights in foliage and water, thin bright lines such as ropes and rails, eyes, jewellery),
 so it is the archivist's choice to raise it (0.5 on simulated old-print damage, after the second
-look: defects left visible 65 / 59 % instead of 100 / 99.7 %, clean picture flagged 0.88 / 0.41 %
+look: defects left visible 65 / 57 % instead of 100 / 99.7 %, clean picture flagged 0.84 / 0.30 %
 instead of 0.34 / 0.07 %, McMaster18 / CBSD68). Figures:
 ``models/damage-segmenter.md`` and ``docs/QUALITY.md`` (``python -m benchmarks.real_damage``).
 """
