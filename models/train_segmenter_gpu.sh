@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the damage segmenter on a lent CUDA machine (issue 40: the CPU stages gain 0.5-1.5 points
+# Train the damage segmenter on a lent CUDA machine (issue 40: the CPU stages gain 0-2.5 points
 # of defects left visible each; a GPU with 16 cores draws the simulator's examples ~15x faster).
 # Here, first:  python models/pack_gpu_data.py        (writes .gpudata/, the debris shapes included)
 # On the device (the `run` tool, carry [".gpudata"]):

@@ -237,7 +237,7 @@ def draw(canvas: Canvas, rng: np.random.Generator, budget: float, shapes: ShapeL
     colour = canvas.paper if light else np.full(3, rng.uniform(0.02, 0.25), np.float32)
     opacity = float(rng.uniform(0.7, 1.0))
     soft = float(rng.uniform(0.3, 0.8))
-    if rng.random() < state.get("plate_crack_share", 0.3):
+    if rng.random() < state["plate_crack_share"]:
         return _plate(canvas, rng, budget)
     if budget >= 1500 and rng.random() < 0.4:
         layers, params = _web(canvas, rng, budget, colour, opacity, soft, light)

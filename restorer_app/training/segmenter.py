@@ -199,9 +199,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, steps))
     weights = {**sim.SimSpec().classes, **(class_weights or {})}
-    spec = sim.SimSpec(classes=weights)
-    if plate_crack_share is not None:
-        spec = sim.SimSpec(classes=weights, plate_crack_share=plate_crack_share)
+    spec = sim.SimSpec(classes=weights, **({} if plate_crack_share is None else {"plate_crack_share": plate_crack_share}))
     stream = ExampleStream(photos, seed, batch, crop, shapes, clean_share, spec)
     if workers > 0:
         batches = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=2,
