@@ -28,7 +28,8 @@ from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
 from restorer_app.restore.ensemble import views_for
-from restorer_app.restore.pipeline import MARGIN, restore_image
+from restorer_app.devices import gpu_batch_tiles
+from restorer_app.restore.pipeline import DEFAULT_CPU_BATCH, MARGIN, restore_image
 from restorer_app.restore.settings import PRESETS, RestoreSettings
 from restorer_app.restore.tiling import plan_tiles
 
@@ -51,7 +52,12 @@ def time_preset(preset: str, device: str, side: int, batch_size: int | None = No
     megapixels = side * side / 1e6
     return {"preset": preset, "side": side, "patches": len(plan_tiles(side, side)), "seconds": seconds,
             "seconds_per_megapixel": seconds / megapixels, "steps": sum(s for _, s in PRESETS[preset]["stages"]),
-            "views": len(views_for(PRESETS[preset], MARGIN))}
+            "views": len(views_for(PRESETS[preset], MARGIN)), "batch_tiles": batch_size or default_batch(device)}
+
+
+def default_batch(device: str) -> int:
+    """Tiles per batch that a restoration on ``device`` uses when none is asked for."""
+    return gpu_batch_tiles(torch.device(device)) if device == "cuda" else DEFAULT_CPU_BATCH
 
 
 def batching_gain(device: str, side: int) -> dict:
@@ -90,6 +96,7 @@ def main() -> None:
     parser.add_argument("--batching-side", type=int, default=192, help="0: skip the batching comparison")
     parser.add_argument("--memory", nargs="*", type=float, default=[0.25, 1.0, 4.0], help="megapixels (none: skip)")
     parser.add_argument("--memory-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-tiles", type=int, help="tiles per batch (default: the device's, as the app sizes it)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     runtime.configure()
@@ -102,7 +109,7 @@ def main() -> None:
               "model": str(default_model_path()), "degradation": "noise25 (Kodak24 kodim01 tiled)"}
     report["presets"] = []
     for preset in args.presets:
-        row = time_preset(preset, args.device, args.side)
+        row = time_preset(preset, args.device, args.side, args.batch_tiles)
         report["presets"].append(row)
         print(f"| {preset} | {row['steps']} steps x {row['views']} views | {row['patches']} patches | {row['seconds']:.1f} s | "
               f"{row['seconds_per_megapixel'] / 60:.1f} min/MP |", flush=True)

@@ -23,6 +23,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: GPU memory one tile takes while it is solved: its four mirrored views through the flow with a
+#: step's autograd graph. On the CPU a patch costs 7.3 MB in bf16 (0.60 GB for 32 patches, 2.23 GB
+#: for 256; benchmarks/batch_size.py); this allows twice that per view, for the fp32 finish.
+GPU_BYTES_PER_TILE = 4 * 15 * 2**20
+#: Share of the card's memory that one batch may take (the rest: the model, cuDNN's workspaces,
+#: the blending buffers, other processes; a batch that still runs out is split by the solver).
+GPU_MEMORY_SHARE = 0.5
+GPU_BATCH_TILES = (16, 4096)  # fewest and most tiles in a GPU batch
+
+
+def gpu_batch_tiles(device: torch.device) -> int:
+    """Tiles per batch on a CUDA card: as many as half its memory holds, within
+    ``GPU_BATCH_TILES``. The GPU waits on the optimiser's sequential steps more than on arithmetic
+    (PERFORMANCE.md), so fewer, larger batches take fewer steps in all. Read from the card's
+    total memory, not what is free now, so that a job resumed on the same card is sliced into
+    the same batches and gives the same image."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    low, high = GPU_BATCH_TILES
+    return max(low, min(high, int(total * GPU_MEMORY_SHARE // GPU_BYTES_PER_TILE)))
+
+
 def describe_devices() -> list[str]:
     """Human-readable list of what was found, for settings dialogs and selftest."""
     found = ["cpu"]

@@ -29,7 +29,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from restorer_app.devices import bf16_supported, cpu_threads, resolve_device
+from restorer_app.devices import bf16_supported, cpu_threads, gpu_batch_tiles, resolve_device
 from restorer_app.flow.glow import Glow
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.ensemble import average_views, shifted_tile, to_view, views_for
@@ -262,7 +262,6 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
     lam, sigma = auto_lambda(image, mask)  # sigma also decides paste-back and the holes schedule
     if settings.strength != "auto":
         lam = float(settings.strength)
-    default_batch = 256 if device.type == "cuda" else DEFAULT_CPU_BATCH
     mixed = settings.mixed_precision and (bf16_supported(device) if bf16 is None else bf16)
     masked = mask is not None and mask.any()
     schedule = {k: v for k, v in settings.schedule.items() if k != "holes_only"}
@@ -272,7 +271,7 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
         lam=lam,
         sigma=sigma,
         paste_known=bool(masked and sigma < CLEAN_SIGMA),
-        batch_size=settings.batch_size or default_batch,
+        batch_size=settings.batch_size or (gpu_batch_tiles(device) if device.type == "cuda" else DEFAULT_CPU_BATCH),
         device=str(device),
         mixed_precision=mixed,
         patches=len(grid) if solve is None else len(solve),
