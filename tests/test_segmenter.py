@@ -208,19 +208,3 @@ def test_trainer_streams_per_worker_and_time_limit(tmp_path):
     out = tmp_path / "seg.safetensors"
     trainer.train([folder], out, steps=50, batch=1, crop=64, shapes=None, time_limit=0.0, save_every=100)
     assert load_segmenter(out).info["steps"] == 1  # stopped after its first step, weights written
-
-
-def test_trainer_counts_defects_when_asked(tmp_path):
-    pytest.importorskip("restorer_app.damage_sim")
-    from restorer_app.training import segmenter as trainer
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    Image.fromarray(np.round(synthetic_photo(120, 150, 0) * 255).astype(np.uint8)).save(folder / "photo.png")
-    out = tmp_path / "seg.safetensors"
-    trainer.train([folder], out, steps=2, batch=2, crop=64, log_every=1, shapes=None, clean_share=0.0,
-                  defect_balance=True, skeleton_weight=1.0)
-    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
-    assert all(0.0 <= record["skeleton"] <= 1.0 for record in log)
-    info = load_segmenter(out).info
-    assert info["defect_balance"] is True and info["skeleton_weight"] == 1.0

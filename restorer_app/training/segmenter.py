@@ -47,7 +47,6 @@ from restorer_app.restore.segmenter import (
     CHANNELS_LAST, DamageSegmenter, load_segmenter, save_segmenter,
 )
 from restorer_app.training.data import find_images, load_rgb_uint8
-from restorer_app.training.defect_targets import defect_weights, skeleton_tube
 
 TRAIN_FOLDERS = ["../shared/data/train/bsds432", "../shared/data/train/urban100"]
 CROP = 256  # px a side of a training example
@@ -137,17 +136,12 @@ def _quiet_worker(_: int) -> None:
     cv2.setNumThreads(1)
 
 
-def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, classes: torch.Tensor,
-                      weights: torch.Tensor | None = None, tube: torch.Tensor | None = None,
-                      skeleton_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """BCE + DICE_WEIGHT x soft Dice on channel 0, + CLASS_WEIGHT x cross-entropy of channels 1..
-    on the damaged pixels (classes 1..K there; pixels of class 0 inside the mask are skipped).
-    ``weights``: per-pixel BCE weights (``defect_targets.defect_weights``: every defect an equal
-    share); ``tube`` with ``skeleton_weight`` > 0 adds that times 1 - the share of the defects'
-    centre lines found (``defect_targets.skeleton_tube``; the mean probability along them)."""
+    on the damaged pixels (classes 1..K there; pixels of class 0 inside the mask are skipped)."""
     target = mask.float()
     damage = logits[:, 0]
-    bce = F.binary_cross_entropy_with_logits(damage, target, weight=weights)
+    bce = F.binary_cross_entropy_with_logits(damage, target)
     p = torch.sigmoid(damage)
     dice = 1.0 - (2.0 * (p * target).sum() + 1.0) / (p.sum() + target.sum() + 1.0)
     labelled = mask & (classes > 0)
@@ -157,22 +151,7 @@ def segmentation_loss(logits: torch.Tensor, mask: torch.Tensor, classes: torch.T
     else:
         ce = damage.new_zeros(())
     total = bce + DICE_WEIGHT * dice + CLASS_WEIGHT * ce
-    parts = {"bce": bce.item(), "dice": dice.item(), "ce": ce.item()}
-    if skeleton_weight > 0 and tube is not None and tube.any():
-        skeleton = 1.0 - (p * tube).sum() / tube.sum()
-        total = total + skeleton_weight * skeleton
-        parts["skeleton"] = skeleton.item()
-    return total, parts
-
-
-def loss_targets(mask: torch.Tensor, defect_balance: bool, skeleton_weight: float):
-    """(BCE weights or None, centre-line tube or None) for a batch's masks, on the masks' device."""
-    if not defect_balance and skeleton_weight <= 0:
-        return None, None
-    masks = mask.cpu().numpy()
-    weights = torch.from_numpy(defect_weights(masks)).to(mask.device) if defect_balance else None
-    tube = torch.from_numpy(skeleton_tube(masks)).to(mask.device) if skeleton_weight > 0 else None
-    return weights, tube
+    return total, {"bce": bce.item(), "dice": dice.item(), "ce": ce.item()}
 
 
 def lr_factor(step: int, steps: int) -> float:
@@ -195,8 +174,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
           init: Path | None = None, workers: int = 0, log_every: int = 25, save_every: int = 250,
           shapes="default", clean_share: float = CLEAN_SHARE, bf16: bool = False,
           class_weights: dict[str, float] | None = None, plate_crack_share: float | None = None,
-          device: str = "cpu", time_limit: float | None = None, defect_balance: bool = False,
-          skeleton_weight: float = 0.0) -> DamageSegmenter:
+          device: str = "cpu", time_limit: float | None = None) -> DamageSegmenter:
     """Train from the photos in ``folders`` (from scratch, or on from the weights ``init``);
     write ``out`` (every ``save_every`` steps and at the end) and its log beside it.
     ``workers``: 0 draws the examples in this process, N in N DataLoader workers alongside (a
@@ -207,9 +185,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     its weights written (the learning-rate schedule still follows ``steps``).
     ``class_weights``: the simulator's class weights changed from its defaults (more of the
     kinds the network misses most), e.g. {"crack": 2.0}; ``plate_crack_share``: of the cracks, the
-    share drawn as glass-plate cracks (None: the simulator's default).
-    ``defect_balance``: every defect an equal share of the positive cross-entropy;
-    ``skeleton_weight``: weight of the centre-line recall term (0: none); see ``defect_targets``."""
+    share drawn as glass-plate cracks (None: the simulator's default)."""
     _check_training_folders(folders)
     out = Path(out)
     torch.manual_seed(seed)
@@ -234,8 +210,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
     info = {"batch": batch, "crop": crop, "seed": seed, "lr": lr, "init": str(init) if init else None,
             "sim_version": getattr(sim, "SIM_VERSION", "unknown"), "shapes": len(shapes) if shapes is not None else 0,
             "clean_share": clean_share, "bf16": bf16, "device": device.type, "workers": workers, "class_weights": weights,
-            "plate_crack_share": spec.plate_crack_share, "defect_balance": defect_balance,
-            "skeleton_weight": skeleton_weight, "data": [str(f) for f in folders]}
+            "plate_crack_share": spec.plate_crack_share, "data": [str(f) for f in folders]}
     started = time.time()
     with log_path.open("w") as log:
         for step in range(1, steps + 1):
@@ -243,8 +218,7 @@ def train(folders, out: Path, steps: int, batch: int = BATCH, crop: int = CROP, 
             rgb = images.permute(0, 3, 1, 2)  # NHWC in memory: channels-last already
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = net(rgb)
-            weights, tube = loss_targets(mask, defect_balance, skeleton_weight)
-            loss, parts = segmentation_loss(logits.float(), mask, classes, weights, tube, skeleton_weight)
+            loss, parts = segmentation_loss(logits.float(), mask, classes)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -286,10 +260,6 @@ def main(argv=None) -> None:
                         help="the simulator's class weights changed from its defaults, e.g. crack=2 hair=1")
     parser.add_argument("--plate-crack-share", type=float,
                         help="of the cracks, the share drawn as glass-plate cracks (default: the simulator's)")
-    parser.add_argument("--defect-balance", action="store_true",
-                        help="every defect an equal share of the cross-entropy on the damage (not every pixel)")
-    parser.add_argument("--skeleton-weight", type=float, default=0.0,
-                        help="weight of the term for the share of the defects' centre lines found (0: none)")
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=250)
     args = parser.parse_args(argv)
@@ -301,8 +271,7 @@ def main(argv=None) -> None:
         parser.error(f"--workers must be 0 or more, got {args.workers}")
     train(args.data, args.out, args.steps, args.batch, args.crop, args.lr, args.seed, args.init, args.workers,
           args.log_every, args.save_every, bf16=args.bf16, class_weights=parse_class_weights(parser, args.class_weights),
-          plate_crack_share=args.plate_crack_share, device=args.device, time_limit=args.time_limit,
-          defect_balance=args.defect_balance, skeleton_weight=args.skeleton_weight)
+          plate_crack_share=args.plate_crack_share, device=args.device, time_limit=args.time_limit)
 
 
 def parse_class_weights(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, float]:
