@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,8 +64,17 @@ class DictStore:
         self.patches[index] = patch.copy()
 
 
+def _threads_with_nothing_set() -> int:
+    """torch's thread count in a process started without OMP_NUM_THREADS / MKL_NUM_THREADS (a
+    fresh machine's, and the queue tests' child processes'), whatever this one was started with."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"], env=env,
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
 #: torch's thread count on this machine with nothing set (a fresh machine has no OMP_NUM_THREADS).
-DEFAULT_THREADS = torch.get_num_threads()
+DEFAULT_THREADS = _threads_with_nothing_set()
 
 
 @pytest.fixture(params=[DEFAULT_THREADS, 1], ids=["default-threads", "1-thread"])
