@@ -28,8 +28,7 @@ from restorer_app import runtime
 from restorer_app.flow.weights import default_model_path, load_model
 from restorer_app.restore.degradations import degrade
 from restorer_app.restore.ensemble import views_for
-from restorer_app.devices import gpu_batch_tiles
-from restorer_app.restore.pipeline import DEFAULT_CPU_BATCH, MARGIN, restore_image
+from restorer_app.restore.pipeline import MARGIN, default_batch_tiles, restore_image
 from restorer_app.restore.settings import PRESETS, RestoreSettings
 from restorer_app.restore.tiling import plan_tiles
 
@@ -52,12 +51,7 @@ def time_preset(preset: str, device: str, side: int, batch_size: int | None = No
     megapixels = side * side / 1e6
     return {"preset": preset, "side": side, "patches": len(plan_tiles(side, side)), "seconds": seconds,
             "seconds_per_megapixel": seconds / megapixels, "steps": sum(s for _, s in PRESETS[preset]["stages"]),
-            "views": len(views_for(PRESETS[preset], MARGIN)), "batch_tiles": batch_size or default_batch(device)}
-
-
-def default_batch(device: str) -> int:
-    """Tiles per batch that a restoration on ``device`` uses when none is asked for."""
-    return gpu_batch_tiles(torch.device(device)) if device == "cuda" else DEFAULT_CPU_BATCH
+            "views": len(views_for(PRESETS[preset], MARGIN)), "batch_tiles": batch_size or default_batch_tiles(torch.device(device))}
 
 
 def batching_gain(device: str, side: int) -> dict:

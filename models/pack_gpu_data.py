@@ -69,12 +69,12 @@ def pack_checks(out: Path, kodak: int, budget: float) -> None:
         shutil.copy2(library, out / "site" / "imagecodecs.libs" / library.name)
     shutil.copytree(Path(platformdirs.__file__).parent, out / "site" / "platformdirs",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    counts = {}
+    counts, wanted = {}, {}
     used = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     for name, limit in (("kodak24", kodak), ("mcmaster18", None), ("cbsd68", None)):
         (out / "eval" / name).mkdir(parents=True)
         sources = sorted(p for p in (SHARED / "eval" / name).iterdir() if p.suffix.lower() in {".png", ".tif", ".bmp"})
-        counts[name] = 0
+        wanted[name], counts[name] = len(sources[:limit]), 0
         for source in sources[:limit]:
             target = out / "eval" / name / f"{source.stem}.webp"
             lossless_webp(source, target, None)
@@ -83,7 +83,7 @@ def pack_checks(out: Path, kodak: int, budget: float) -> None:
                 break
             used += target.stat().st_size
             counts[name] += 1
-    if counts["mcmaster18"] < len(list((SHARED / "eval" / "mcmaster18").glob("*.tif"))) or not counts["cbsd68"]:
+    if counts["kodak24"] < wanted["kodak24"] or counts["mcmaster18"] < wanted["mcmaster18"] or not counts["cbsd68"]:
         raise SystemExit(f"pack_gpu_data: error: the evaluation photos do not fit the {budget / 2**20:.1f} MiB "
                          f"the working tree leaves (packed {counts})")
     print(f"packed {out}: imagecodecs' PNG codec, photos {counts}; {used / 2**20:.1f} MiB of a "

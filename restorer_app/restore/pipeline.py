@@ -251,6 +251,11 @@ def slice_batches(grid: TileGrid, mask: np.ndarray | None, solve: list[Window], 
     return [tiles for tiles, _ in slices], [schedule for _, schedule in slices]
 
 
+def default_batch_tiles(device: torch.device) -> int:
+    """Tiles per batch when the settings ask for none: the card's share on CUDA, else the CPU's."""
+    return gpu_batch_tiles(device) if device.type == "cuda" else DEFAULT_CPU_BATCH
+
+
 def steps_per_run(schedule: dict) -> int:
     return sum(steps for _, steps in schedule["stages"])
 
@@ -271,7 +276,7 @@ def make_plan(image: np.ndarray, mask: np.ndarray | None, settings: RestoreSetti
         lam=lam,
         sigma=sigma,
         paste_known=bool(masked and sigma < CLEAN_SIGMA),
-        batch_size=settings.batch_size or (gpu_batch_tiles(device) if device.type == "cuda" else DEFAULT_CPU_BATCH),
+        batch_size=settings.batch_size or default_batch_tiles(device),
         device=str(device),
         mixed_precision=mixed,
         patches=len(grid) if solve is None else len(solve),
